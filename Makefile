@@ -1,0 +1,82 @@
+# rcache_live developer Makefile. Users install with luarocks (see README);
+# this builds in place, runs the example and the specs.
+#
+#   make demo          install what is missing, build, run examples/quickstart.lua
+#                      against a throwaway redis-server
+#   make test          the same set-up, then every spec (busted)
+#   make rock          luarocks make into build/tree and require it from there
+#   make check-clang   build with clang, -Werror
+#
+# Switches: LUA_VERSION=5.4 (the runtime built for and tested on),
+# CC=cc, CFLAGS (default -O2 -g), WERROR=1 (0 lets packagers drop -Werror).
+
+LUA_VERSION ?= 5.4
+LUA ?= lua$(LUA_VERSION)
+CC ?= cc
+CFLAGS ?= -O2 -g
+WERROR ?= 1
+LUA_INC ?= /usr/include/lua$(LUA_VERSION)
+
+VERSION := $(shell sed -n 's/.*RCACHE_VERSION "\(.*\)"/\1/p' src/version.h)
+ROCKSPEC := rcache-live-$(VERSION)-1.rockspec
+BUILD := build/$(LUA_VERSION)
+SO := $(BUILD)/rcache_live/core.so
+SRC := $(wildcard src/*.c)
+OBJ := $(SRC:src/%.c=$(BUILD)/obj/%.o)
+
+WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes $(if $(filter 1,$(WERROR)),-Werror)
+ALL_CFLAGS := $(CFLAGS) $(WARN) -std=c99 -D_GNU_SOURCE -fPIC -fvisibility=hidden -I$(LUA_INC)
+LIBS := -lhiredis -lyajl
+
+# Debian packages: to build, to run the specs and the demo.
+DEBS := make gcc lua$(LUA_VERSION) liblua$(LUA_VERSION)-dev libhiredis-dev libyajl-dev \
+        lua-busted lua-cjson luarocks redis-server redis-tools
+
+export LUA_PATH := ./lua/?.lua;./lua/?/init.lua;./spec/?.lua;;
+export LUA_CPATH := ./$(BUILD)/?.so;;
+
+BUSTED := busted --lua=$(LUA) -o spec/support/summary.lua
+WITH_REDIS := spec/support/with-redis
+
+.PHONY: all deps build demo test rock check-clang clean
+
+all: build
+
+deps:
+	@missing=$$(for p in $(DEBS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
+	  | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:" $$missing; \
+	  if [ "$$(id -u)" != 0 ]; then echo "make deps: run as root, or install:" $$missing >&2; exit 1; fi; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+build: $(SO)
+
+$(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h) | $(BUILD)/obj
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(SO): $(OBJ) | $(BUILD)/rcache_live
+	$(CC) -shared $(LDFLAGS) -o $@ $(OBJ) $(LIBS)
+
+$(BUILD)/obj $(BUILD)/rcache_live:
+	mkdir -p $@
+
+demo: deps build
+	$(WITH_REDIS) sh -c 'REDIS_SOCKET=$$RCACHE_TEST_SOCKET $(LUA) examples/quickstart.lua'
+
+test: deps build
+	$(WITH_REDIS) $(BUSTED) spec
+
+rock: deps
+	rm -rf build/tree
+	luarocks --lua-version=$(LUA_VERSION) make --deps-mode=none --tree=build/tree $(ROCKSPEC)
+	eval "$$(luarocks --lua-version=$(LUA_VERSION) path --tree=build/tree)" && \
+	  cd / && $(LUA) -e 'local r = require "rcache_live"; print("rcache_live " .. r._VERSION .. " from " .. package.searchpath("rcache_live.core", package.cpath))'
+
+check-clang:
+	$(MAKE) --no-print-directory CC=clang BUILD=build/clang-$(LUA_VERSION) build
+
+clean:
+	rm -rf build

@@ -1,0 +1,356 @@
+-- rcache_live: a Redis cache for Lua with dictionary-style access, exact
+-- JSON records, per-record TTL, Active TTL and cleanup of idle records.
+--
+-- The C core (rcache_live.core) holds the connection and does the
+-- single-record operations in one round trip each. This file adds the
+-- settings, and the batch operations built on the core's pipeline: update,
+-- add, bulk_delete, get_all_records, records/pairs and
+-- cleanup_inactive_records.
+
+local core = require "rcache_live.core"
+local config = require "rcache_live.config"
+local scripts = require "rcache_live.scripts"
+local json = require "rcache_live.json"
+
+local type, pairs, error, tostring, tonumber, getmetatable = type, pairs, error, tostring, tonumber, getmetatable
+local floor = math.floor
+
+local methods = core.methods
+local BUCKETS = 256
+local CLEANUP_BATCH = 1000
+local SCAN_COUNT = 1000
+local UPDATE_ATTEMPTS = 100
+
+local M = {
+  _VERSION = core._VERSION,
+  null = core.null,
+  array_mt = core.array_mt,
+  array = json.array,
+  json = json,
+}
+
+local function fail(op, fmt, ...)
+  error(("rcache_live: %s: " .. fmt):format(op, ...), 0)
+end
+
+-- Raises for an error reply; returns the reply otherwise.
+local function checked(op, reply)
+  if type(reply) == "table" and reply.err then fail(op, "%s", reply.err) end
+  return reply
+end
+
+local function is_noscript(reply)
+  return type(reply) == "table" and type(reply.err) == "string" and reply.err:sub(1, 8) == "NOSCRIPT"
+end
+
+-- Runs MULTI, commands..., EXEC and returns EXEC's replies (nil when a
+-- WATCH saw a change). A NOSCRIPT inside EXEC means no script ran (they are
+-- all the same script), so reload and run everything again, once.
+local function transaction(cache, op, commands, epoch)
+  local batch = { { "MULTI" } }
+  for i = 1, #commands do batch[i + 1] = commands[i] end
+  batch[#batch + 1] = { "EXEC" }
+  for attempt = 1, 2 do
+    local replies = cache:_pipeline(op, batch, epoch)
+    for i = 1, #batch - 1 do checked(op, replies[i]) end
+    local results = replies[#batch]
+    if results == false then return nil end
+    checked(op, results)
+    local reload = false
+    for i = 1, #results do
+      if is_noscript(results[i]) then reload = true else checked(op, results[i]) end
+    end
+    if not reload then return results end
+    if epoch or attempt == 2 then return "noscript" end
+    cache:_load_scripts(op)
+  end
+end
+
+local function ttl_ms(op, ttl, default_ms)
+  if ttl == nil then return default_ms end
+  if type(ttl) ~= "number" then fail(op, "ttl must be a number of seconds, got %s", type(ttl)) end
+  local ms = floor(ttl * 1000 + 0.5)
+  if not (ttl > 0 and ms >= 1 and ms < 9e15) then
+    fail(op, "ttl must be a positive number of seconds (at least 0.001), got %s", tostring(ttl))
+  end
+  return ms
+end
+
+local function is_object(t)
+  return type(t) == "table" and getmetatable(t) ~= core.array_mt and t[1] == nil
+end
+
+-- The write script's command for records of one bucket: a list of
+-- { record key, key text, json, expire-in ms, stored ttl ms }.
+local function write_command(sha, prefix, records)
+  local n = #records
+  local cmd = { "EVALSHA", sha, 3 + n, prefix .. "a", prefix .. "e", prefix .. "t" }
+  for i = 1, n do cmd[6 + i] = records[i][1] end
+  cmd[#cmd + 1] = n
+  for i = 1, n do
+    local r = records[i]
+    cmd[#cmd + 1] = r[2]
+    cmd[#cmd + 1] = r[3]
+    cmd[#cmd + 1] = r[4]
+    cmd[#cmd + 1] = r[5]
+  end
+  return cmd
+end
+
+-- The plain command writing one record without bookkeeping.
+local function set_command(record)
+  if record[4] > 0 then return { "SET", record[1], record[3], "PX", record[4] } end
+  return { "SET", record[1], record[3], "KEEPTTL" }
+end
+
+--- update(key, fields) -> merged record
+-- Merges the top-level fields into the record (creating it if missing) on
+-- the client, so numbers stay exact, with WATCH/MULTI/EXEC: a concurrent
+-- writer makes EXEC fail and the merge is done again on the new record.
+function methods.update(cache, key, fields)
+  local op = "update"
+  if type(fields) ~= "table" then fail(op, "fields must be a table, got %s", type(fields)) end
+  if not is_object(fields) then fail(op, "fields must be a table of named fields, not an array") end
+  cache:_encode(fields, op) -- refuse bad input before anything is sent
+  local rk, prefix, ktext = cache:_key(key, op)
+  local track, active, default_ms = cache:_policy()
+  for _ = 1, UPDATE_ATTEMPTS do
+    local reads = { { "WATCH", rk }, { "GET", rk }, { "PTTL", rk } }
+    if track then reads[4] = { "HGET", prefix .. "t", ktext } end
+    local r, epoch = cache:_pipeline(op, reads)
+    for i = 1, #reads do checked(op, r[i]) end
+    local record, px, stored = {}, default_ms, tonumber(r[4]) or default_ms
+    if r[2] then
+      local ok, value = pcall(cache._decode, cache, r[2], op, key)
+      if ok and not is_object(value) then
+        ok, value = false, ("rcache_live: update: record %q is not a JSON object"):format(ktext)
+      end
+      if not ok then
+        cache:_pipeline(op, { { "UNWATCH" } })
+        error(value, 0)
+      end
+      record = value
+      if active then
+        px = stored
+      else
+        px = r[3] > 0 and r[3] or 0 -- keep the time left (0: keep no expiry)
+      end
+    end
+    for k, v in pairs(fields) do record[k] = v end
+    local write = { rk, ktext, cache:_encode(record, op), px, stored }
+    local command = track and write_command(cache:_sha("write", op), prefix, { write })
+      or set_command(write)
+    local results = transaction(cache, op, { command }, epoch)
+    if results == "noscript" then
+      cache:_load_scripts(op)
+    elseif results then
+      return record
+    end
+  end
+  fail(op, "record %q kept changing; gave up after %d attempts", ktext, UPDATE_ATTEMPTS)
+end
+
+-- Groups items by bucket prefix, keeping their order within a bucket.
+local function by_bucket(items)
+  local groups, order = {}, {}
+  for i = 1, #items do
+    local prefix = items[i].prefix
+    local g = groups[prefix]
+    if not g then
+      g = {}
+      groups[prefix] = g
+      order[#order + 1] = prefix
+    end
+    g[#g + 1] = items[i]
+  end
+  return groups, order
+end
+
+--- add(records [, ttl]) -> number of records written
+-- All records or none, in one round trip (MULTI ... EXEC).
+function methods.add(cache, records, ttl)
+  local op = "add"
+  if type(records) ~= "table" then fail(op, "records must be a table, got %s", type(records)) end
+  local track, _, default_ms = cache:_policy()
+  local ms = ttl_ms(op, ttl, default_ms)
+  local items = {}
+  for key, value in pairs(records) do
+    local rk, prefix, ktext = cache:_key(key, op)
+    items[#items + 1] = { rk, ktext, cache:_encode(value, op), ms, ms, prefix = prefix }
+  end
+  if #items == 0 then return 0 end
+  local commands = {}
+  if track then
+    local groups, order = by_bucket(items)
+    local sha = cache:_sha("write", op)
+    for i = 1, #order do commands[i] = write_command(sha, order[i], groups[order[i]]) end
+  else
+    for i = 1, #items do commands[i] = set_command(items[i]) end
+  end
+  if transaction(cache, op, commands) == "noscript" then fail(op, "the server keeps losing its scripts") end
+  return #items
+end
+
+--- bulk_delete(keys) -> number of records that existed
+function methods.bulk_delete(cache, keys)
+  local op = "bulk_delete"
+  if type(keys) ~= "table" then fail(op, "keys must be a list, got %s", type(keys)) end
+  local track = cache:_policy()
+  local items = {}
+  for i = 1, #keys do
+    local rk, prefix, ktext = cache:_key(keys[i], op)
+    items[i] = { rk, ktext, prefix = prefix }
+  end
+  if #items == 0 then return 0 end
+  local groups, order = by_bucket(items)
+  local sha = track and cache:_sha("delete", op)
+  local commands = {}
+  for i = 1, #order do
+    local prefix, group = order[i], groups[order[i]]
+    local cmd
+    if track then
+      cmd = { "EVALSHA", sha, 3 + #group, prefix .. "a", prefix .. "e", prefix .. "t" }
+      for j = 1, #group do cmd[#cmd + 1] = group[j][1] end
+      for j = 1, #group do cmd[#cmd + 1] = group[j][2] end
+    else
+      cmd = { "DEL" }
+      for j = 1, #group do cmd[#cmd + 1] = group[j][1] end
+    end
+    commands[i] = cmd
+  end
+  local results = transaction(cache, op, commands)
+  if results == "noscript" then fail(op, "the server keeps losing its scripts") end
+  local deleted = 0
+  for i = 1, #results do deleted = deleted + results[i] end
+  return deleted
+end
+
+-- A function returning the namespace's records page by page, as a list of
+-- { key, value }, then nil. SCAN walks the keyspace; each page's values are
+-- fetched with MGET in the same round trip as the next SCAN. Plain GETs:
+-- a listing is not an access.
+local function pages(cache, op, pattern)
+  if pattern ~= nil and type(pattern) ~= "string" then
+    fail(op, "pattern must be a string, got %s", type(pattern))
+  end
+  local _, _, _, ns = cache:_policy()
+  local match = ns .. ":{[0-9a-f][0-9a-f]}:r:" .. (pattern or "*")
+  local skip = #ns + 8 -- "<ns>:{xx}:r:"
+  local cursor, pending, done = "0", nil, false
+  return function()
+    while not done or pending do
+      local commands, scan_at, mget_at = {}, nil, nil
+      if not done then
+        commands[1] = { "SCAN", cursor, "MATCH", match, "COUNT", SCAN_COUNT }
+        scan_at = 1
+      end
+      if pending then
+        local mget = { "MGET" }
+        for i = 1, #pending do mget[i + 1] = pending[i] end
+        commands[#commands + 1] = mget
+        mget_at = #commands
+      end
+      local replies = cache:_pipeline(op, commands)
+      local keys = pending
+      pending = nil
+      if scan_at then
+        local scan = checked(op, replies[scan_at])
+        cursor, done = scan[1], scan[1] == "0"
+        if #scan[2] > 0 then pending = scan[2] end
+      end
+      local page = {}
+      if mget_at then
+        local values = checked(op, replies[mget_at])
+        for i = 1, #keys do
+          if values[i] then -- gone since SCAN saw it: skip
+            local key = keys[i]:sub(skip + 1)
+            page[#page + 1] = { key, cache:_decode(values[i], op, key) }
+          end
+        end
+      end
+      if #page > 0 then return page end
+    end
+    return nil
+  end
+end
+
+--- get_all_records([pattern]) -> { key = value, ... }
+-- pattern is a Redis glob over the user keys (default "*").
+function methods.get_all_records(cache, pattern)
+  local all = {}
+  for page in pages(cache, "get_all_records", pattern) do
+    for i = 1, #page do all[page[i][1]] = page[i][2] end
+  end
+  return all
+end
+
+--- records([pattern]) -> iterator over key, value (what pairs(cache) uses)
+function methods.records(cache, pattern)
+  local next_page = pages(cache, "records", pattern)
+  local page, i = nil, 0
+  return function()
+    i = i + 1
+    if page == nil or i > #page then
+      page, i = next_page(), 1
+      if page == nil then return nil end
+    end
+    return page[i][1], page[i][2]
+  end
+end
+
+--- cleanup_inactive_records(past_minutes) -> number of records deleted
+-- Deletes, bucket by bucket and in batches, records whose last access is
+-- older than past_minutes (0.1 = 6 seconds).
+function methods.cleanup_inactive_records(cache, past_minutes)
+  local op = "cleanup_inactive_records"
+  if type(past_minutes) ~= "number" or not (past_minutes >= 0) or past_minutes == math.huge then
+    fail(op, "past_minutes must be a number >= 0, got %s", tostring(past_minutes))
+  end
+  local track, _, _, ns = cache:_policy()
+  if not track then fail(op, "needs track = true (without it no access is recorded)") end
+  local idle = floor(past_minutes * 60000 + 0.5)
+  local todo = {}
+  for b = 0, BUCKETS - 1 do todo[b + 1] = ("%s:{%02x}:"):format(ns, b) end
+  local deleted = 0
+  while #todo > 0 do
+    local sha = cache:_sha("cleanup", op)
+    local commands = {}
+    for i = 1, #todo do
+      local p = todo[i]
+      commands[i] = { "EVALSHA", sha, 3, p .. "a", p .. "e", p .. "t", idle, CLEANUP_BATCH }
+    end
+    local replies = cache:_pipeline(op, commands)
+    local again = {}
+    for i = 1, #replies do
+      local r = replies[i]
+      if is_noscript(r) then
+        again[#again + 1] = todo[i]
+      else
+        checked(op, r)
+        deleted = deleted + r[1]
+        if r[2] >= CLEANUP_BATCH then again[#again + 1] = todo[i] end
+      end
+    end
+    if #again > 0 and is_noscript(replies[1]) then cache:_load_scripts(op) end -- lost them all
+    todo = again
+  end
+  return deleted
+end
+
+core.metatable.__pairs = function(cache) return methods.records(cache), cache, nil end
+
+--- new([options]) -> cache
+function M.new(options)
+  local settings = config.resolve(options, os.getenv, "new")
+  settings.scripts = scripts
+  return core.new(settings)
+end
+M.RCacheLive = M.new
+
+-- Every method is also a module function: rcache.get_record(cache, "update")
+-- reads a record whose key is a method's name.
+for name, fn in pairs(methods) do
+  if name:sub(1, 1) ~= "_" then M[name] = fn end
+end
+
+return M

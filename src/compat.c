@@ -1,0 +1,62 @@
+/* compat.c - lauxlib functions that Lua 5.1 and LuaJIT lack (see compat.h). */
+#include "compat.h"
+
+#include <stdarg.h>
+
+int compat_error(lua_State *L, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  lua_pushvfstring(L, fmt, ap);
+  va_end(ap);
+  return lua_error(L);
+}
+
+#if LUA_VERSION_NUM < 502
+
+/* Registers the functions of l into the table on top of the stack below
+ * nup upvalues, each function getting a copy of them. [-nup, +0, m] */
+void compat_setfuncs(lua_State *L, const luaL_Reg *l, int nup) {
+  int i;
+  luaL_checkstack(L, nup + 1, "too many upvalues");
+  for (; l->name != NULL; l++) {
+    for (i = 0; i < nup; i++) lua_pushvalue(L, -nup);
+    lua_pushcclosure(L, l->func, nup);
+    lua_setfield(L, -(nup + 2), l->name);
+  }
+  lua_pop(L, nup);
+}
+
+/* The userdata at idx if its metatable is the one registered as tname,
+ * else NULL. Never raises. [-0, +0, -] */
+void *compat_testudata(lua_State *L, int idx, const char *tname) {
+  void *p = lua_touserdata(L, idx);
+  int same;
+  if (p == NULL || !lua_getmetatable(L, idx)) return NULL;
+  luaL_getmetatable(L, tname);
+  same = lua_rawequal(L, -1, -2);
+  lua_pop(L, 2);
+  return same ? p : NULL;
+}
+
+/* Pushes a printable form of the value at idx (tostring without
+ * __tostring/__name). [-0, +1, m] */
+const char *compat_tolstring(lua_State *L, int idx, size_t *len) {
+  switch (lua_type(L, idx)) {
+    case LUA_TSTRING:
+    case LUA_TNUMBER:
+      lua_pushvalue(L, idx);
+      break;
+    case LUA_TBOOLEAN:
+      lua_pushstring(L, lua_toboolean(L, idx) ? "true" : "false");
+      break;
+    case LUA_TNIL:
+      lua_pushliteral(L, "nil");
+      break;
+    default:
+      lua_pushfstring(L, "%s: %p", luaL_typename(L, idx), lua_topointer(L, idx));
+      break;
+  }
+  return lua_tolstring(L, -1, len);
+}
+
+#endif
