@@ -12,8 +12,10 @@
 #if LUA_VERSION_NUM < 502
 /* 5.1 / LuaJIT */
 #define lua_rawlen(L, i) lua_objlen((L), (i))
+#ifndef luaL_newlibtable /* LuaJIT 2.1 has these two */
 #define luaL_newlibtable(L, l) lua_createtable((L), 0, sizeof(l) / sizeof((l)[0]) - 1)
 #define luaL_newlib(L, l) (luaL_newlibtable((L), (l)), luaL_setfuncs((L), (l), 0))
+#endif
 #define lua_absindex(L, i) ((i) > 0 || (i) <= LUA_REGISTRYINDEX ? (i) : lua_gettop(L) + (i) + 1)
 const char *compat_tolstring(lua_State *L, int idx, size_t *len);
 #define luaL_tolstring compat_tolstring
