@@ -320,132 +320,114 @@ static int cache_tostring(lua_State *L) {
  * Single-record operations
  * ------------------------------------------------------------------------ */
 
-/* Reads the record of the key at kidx and pushes its value or nil. */
-static int get_record(lua_State *L, cache *c, int kidx, const char *op) {
+/* One single-record command: its key, the reply box and the record key
+ * (both on the stack), and the arguments being built. */
+typedef struct record_op {
   keyref k;
-  bucket_keys bk;
-  args a = {0};
+  args a;
   reply_box *box;
-  redisReply *r;
   const char *rk;
   size_t rklen;
+} record_op;
+
+/* Checks the key at kidx, connects, pushes a reply box and the record key,
+ * and starts the arguments: "<plain> <record key>" without bookkeeping or
+ * when script is -1, else "EVALSHA <script> 4 <a> <e> <t> <record key>"
+ * (bk keeps the bucket key names alive). [-0, +2, e] */
+static void op_begin(lua_State *L, cache *c, int kidx, const char *op, record_op *o,
+                     const char *plain, int script, bucket_keys *bk) {
+  memset(&o->a, 0, sizeof o->a);
+  key_check(L, kidx, op, &o->k);
+  key_bucket(c, &o->k);
+  conn_ensure(L, &c->conn, op);
+  o->box = reply_box_new(L);
+  push_record_key(L, &o->k);
+  o->rk = lua_tolstring(L, -1, &o->rklen);
+  if (!c->track || script < 0) {
+    ARG_STR(&o->a, plain);
+    arg(&o->a, o->rk, o->rklen);
+    return;
+  }
+  bucket_keys_of(&o->k, bk);
+  ARG_LIT(&o->a, "EVALSHA");
+  ARG_STR(&o->a, c->conn.shas[script]);
+  ARG_LIT(&o->a, "4");
+  arg(&o->a, bk->a, bk->len);
+  arg(&o->a, bk->e, bk->len);
+  arg(&o->a, bk->t, bk->len);
+  arg(&o->a, o->rk, o->rklen);
+}
+
+/* Sends the command, raises on an error reply, returns the reply. */
+static redisReply *op_run(lua_State *L, cache *c, const char *op, record_op *o) {
+  redisReply *r = run(L, c, op, &o->a, o->box);
+  if (r->type == REDIS_REPLY_ERROR) fail_reply(L, op, &o->k, r);
+  return r;
+}
+
+/* Reads the record of the key at kidx and pushes its value or nil. */
+static int get_record(lua_State *L, cache *c, int kidx, const char *op) {
+  record_op o;
+  bucket_keys bk;
+  redisReply *r;
   char active[2] = {c->active_ttl ? '1' : '0', '\0'};
   char ttl[32];
-  key_check(L, kidx, op, &k);
-  key_bucket(c, &k);
-  conn_ensure(L, &c->conn, op);
-  box = reply_box_new(L);
-  push_record_key(L, &k);
-  rk = lua_tolstring(L, -1, &rklen);
-  if (!c->track) {
-    ARG_LIT(&a, "GET");
-    arg(&a, rk, rklen);
-  } else {
-    bucket_keys_of(&k, &bk);
+  op_begin(L, c, kidx, op, &o, "GET", SCRIPT_READ, &bk);
+  if (c->track) {
     snprintf(ttl, sizeof ttl, "%lld", c->default_ttl_ms);
-    ARG_LIT(&a, "EVALSHA");
-    ARG_STR(&a, c->conn.shas[SCRIPT_READ]);
-    ARG_LIT(&a, "4");
-    arg(&a, bk.a, bk.len);
-    arg(&a, bk.e, bk.len);
-    arg(&a, bk.t, bk.len);
-    arg(&a, rk, rklen);
-    arg(&a, k.text, k.len);
-    arg(&a, active, 1);
-    ARG_STR(&a, ttl);
+    arg(&o.a, o.k.text, o.k.len);
+    arg(&o.a, active, 1);
+    ARG_STR(&o.a, ttl);
   }
-  r = run(L, c, op, &a, box);
-  if (r->type == REDIS_REPLY_ERROR) return fail_reply(L, op, &k, r);
+  r = op_run(L, c, op, &o);
   if (r->type != REDIS_REPLY_STRING) {
     lua_pushnil(L);
     return 1;
   }
   lua_pushlstring(L, r->str, r->len);
-  reply_box_set(box, NULL);
-  decode_top(L, c, op, &k);
+  reply_box_set(o.box, NULL);
+  decode_top(L, c, op, &o.k);
   return 1;
 }
 
 /* Writes the value at vidx under the key at kidx for ttl_ms. */
 static void set_record(lua_State *L, cache *c, int kidx, int vidx, long long ttl_ms,
                        const char *op) {
-  keyref k;
+  record_op o;
   bucket_keys bk;
-  args a = {0};
-  reply_box *box;
-  redisReply *r;
-  const char *rk, *json;
-  size_t rklen, jsonlen;
+  const char *json;
+  size_t jsonlen;
   char ms[32];
-  key_check(L, kidx, op, &k);
   json = push_encoded(L, c, vidx, op, &jsonlen);
-  key_bucket(c, &k);
-  conn_ensure(L, &c->conn, op);
-  box = reply_box_new(L);
-  push_record_key(L, &k);
-  rk = lua_tolstring(L, -1, &rklen);
   snprintf(ms, sizeof ms, "%lld", ttl_ms);
+  op_begin(L, c, kidx, op, &o, "SET", SCRIPT_WRITE, &bk);
   if (!c->track) {
-    ARG_LIT(&a, "SET");
-    arg(&a, rk, rklen);
-    arg(&a, json, jsonlen);
-    ARG_LIT(&a, "PX");
-    ARG_STR(&a, ms);
+    arg(&o.a, json, jsonlen);
+    ARG_LIT(&o.a, "PX");
+    ARG_STR(&o.a, ms);
   } else {
-    bucket_keys_of(&k, &bk);
-    ARG_LIT(&a, "EVALSHA");
-    ARG_STR(&a, c->conn.shas[SCRIPT_WRITE]);
-    ARG_LIT(&a, "4");
-    arg(&a, bk.a, bk.len);
-    arg(&a, bk.e, bk.len);
-    arg(&a, bk.t, bk.len);
-    arg(&a, rk, rklen);
-    ARG_LIT(&a, "1");
-    arg(&a, k.text, k.len);
-    arg(&a, json, jsonlen);
-    ARG_STR(&a, ms);
-    ARG_STR(&a, ms);
+    ARG_LIT(&o.a, "1");
+    arg(&o.a, o.k.text, o.k.len);
+    arg(&o.a, json, jsonlen);
+    ARG_STR(&o.a, ms);
+    ARG_STR(&o.a, ms);
   }
-  r = run(L, c, op, &a, box);
-  if (r->type == REDIS_REPLY_ERROR) fail_reply(L, op, &k, r);
-  reply_box_set(box, NULL);
+  op_run(L, c, op, &o);
+  reply_box_set(o.box, NULL);
   lua_pop(L, 3);
 }
 
 /* Deletes the record of the key at kidx; returns whether it existed. */
 static int delete_record(lua_State *L, cache *c, int kidx, const char *op) {
-  keyref k;
+  record_op o;
   bucket_keys bk;
-  args a = {0};
-  reply_box *box;
   redisReply *r;
-  const char *rk;
-  size_t rklen;
   int existed;
-  key_check(L, kidx, op, &k);
-  key_bucket(c, &k);
-  conn_ensure(L, &c->conn, op);
-  box = reply_box_new(L);
-  push_record_key(L, &k);
-  rk = lua_tolstring(L, -1, &rklen);
-  if (!c->track) {
-    ARG_LIT(&a, "DEL");
-    arg(&a, rk, rklen);
-  } else {
-    bucket_keys_of(&k, &bk);
-    ARG_LIT(&a, "EVALSHA");
-    ARG_STR(&a, c->conn.shas[SCRIPT_DELETE]);
-    ARG_LIT(&a, "4");
-    arg(&a, bk.a, bk.len);
-    arg(&a, bk.e, bk.len);
-    arg(&a, bk.t, bk.len);
-    arg(&a, rk, rklen);
-    arg(&a, k.text, k.len);
-  }
-  r = run(L, c, op, &a, box);
-  if (r->type == REDIS_REPLY_ERROR) fail_reply(L, op, &k, r);
+  op_begin(L, c, kidx, op, &o, "DEL", SCRIPT_DELETE, &bk);
+  if (c->track) arg(&o.a, o.k.text, o.k.len);
+  r = op_run(L, c, op, &o);
   existed = r->type == REDIS_REPLY_INTEGER && r->integer > 0;
-  reply_box_set(box, NULL);
+  reply_box_set(o.box, NULL);
   lua_pop(L, 2);
   return existed;
 }
@@ -453,25 +435,14 @@ static int delete_record(lua_State *L, cache *c, int kidx, const char *op) {
 /* Runs a one-key read-only command (EXISTS, PTTL) on the record's key and
  * returns its integer reply. */
 static long long record_query(lua_State *L, cache *c, const char *cmd, const char *op) {
-  keyref k;
-  args a = {0};
-  reply_box *box;
+  record_op o;
   redisReply *r;
-  const char *rk;
-  size_t rklen;
   long long result;
-  key_check(L, 2, op, &k);
-  key_bucket(c, &k);
-  conn_ensure(L, &c->conn, op);
-  box = reply_box_new(L);
-  push_record_key(L, &k);
-  rk = lua_tolstring(L, -1, &rklen);
-  ARG_STR(&a, cmd);
-  arg(&a, rk, rklen);
-  r = run(L, c, op, &a, box);
-  if (r->type != REDIS_REPLY_INTEGER) fail_reply(L, op, &k, r);
+  op_begin(L, c, 2, op, &o, cmd, -1, NULL);
+  r = op_run(L, c, op, &o);
+  if (r->type != REDIS_REPLY_INTEGER) fail_reply(L, op, &o.k, r);
   result = r->integer;
-  reply_box_set(box, NULL);
+  reply_box_set(o.box, NULL);
   lua_pop(L, 2);
   return result;
 }
