@@ -549,7 +549,7 @@ static int cache_policy(lua_State *L) {
   cache *c = check_open(L, "policy");
   lua_pushboolean(L, c->track);
   lua_pushboolean(L, c->active_ttl);
-  lua_pushnumber(L, (lua_Number)c->default_ttl_ms);
+  lua_pushinteger(L, (lua_Integer)c->default_ttl_ms); /* ms go to Redis as integer text */
   lua_pushstring(L, c->ns);
   return 4;
 }

@@ -49,6 +49,13 @@ return v
 -- KEYS[4..]: record keys; ARGV: n, then per record: key, JSON, expire-in ms
 -- (0: keep the record's current expiry), stored TTL in ms
 local write = common .. [[
+-- refuse before writing anything if another client took a bookkeeping key
+for k, want in pairs({ [A] = 'zset', [E] = 'zset', [T] = 'hash' }) do
+  local kind = redis.call('TYPE', k).ok
+  if kind ~= 'none' and kind ~= want then
+    return redis.error_reply('bookkeeping key ' .. k .. ' holds a ' .. kind .. ', not a ' .. want)
+  end
+end
 local now, n = now_ms(), tonumber(ARGV[1])
 local last = 0
 for i = 1, n do
