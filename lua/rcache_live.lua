@@ -19,7 +19,7 @@ local methods = core.methods
 local BUCKETS = 256
 local CLEANUP_BATCH = 1000
 local SCAN_COUNT = 1000
-local UPDATE_ATTEMPTS = 100
+local UPDATE_ATTEMPTS = 1000
 
 local M = {
   _VERSION = core._VERSION,
@@ -33,9 +33,13 @@ local function fail(op, fmt, ...)
   error(("rcache_live: %s: " .. fmt):format(op, ...), 0)
 end
 
--- Raises for an error reply; returns the reply otherwise.
-local function checked(op, reply)
-  if type(reply) == "table" and reply.err then fail(op, "%s", reply.err) end
+-- Raises for an error reply (naming the record when given its key text);
+-- returns the reply otherwise.
+local function checked(op, reply, ktext)
+  if type(reply) == "table" and reply.err then
+    if ktext then fail(op, "record %q: %s", ktext, reply.err) end
+    fail(op, "%s", reply.err)
+  end
   return reply
 end
 
@@ -106,46 +110,51 @@ end
 --- update(key, fields) -> merged record
 -- Merges the top-level fields into the record (creating it if missing) on
 -- the client, so numbers stay exact, with WATCH/MULTI/EXEC: a concurrent
--- writer makes EXEC fail and the merge is done again on the new record.
+-- writer makes EXEC fail and the merge is done again on the new record,
+-- after a random pause that grows with each attempt.
+local function merge_and_write(cache, op, key, fields, r, epoch, rk, prefix, ktext)
+  for i = 1, #r do checked(op, r[i], ktext) end
+  local track, active, default_ms = cache:_policy(op)
+  -- a new record gets the default TTL; an existing one keeps the TTL it
+  -- was stored with, and the time it has left unless Active TTL resets it
+  local record, px, stored = {}, default_ms, default_ms
+  if r[2] and r[3] ~= -2 then
+    stored = tonumber(r[4]) or default_ms
+    record = cache:_decode(r[2], op, key)
+    if not is_object(record) then fail(op, "record %q is not a JSON object", ktext) end
+    if active then
+      px = stored
+    else
+      px = r[3] > 0 and r[3] or 0 -- 0: another client removed the expiry; keep none
+    end
+  end
+  for k, v in pairs(fields) do record[k] = v end
+  local write = { rk, ktext, cache:_encode(record, op), px, stored }
+  local command = track and write_command(cache:_sha("write", op), prefix, { write })
+    or set_command(write)
+  local results = transaction(cache, op, { command }, epoch)
+  if results == "noscript" then cache:_load_scripts(op) end
+  return results ~= "noscript" and results ~= nil and record or nil
+end
+
 function methods.update(cache, key, fields)
   local op = "update"
   if type(fields) ~= "table" then fail(op, "fields must be a table, got %s", type(fields)) end
   if not is_object(fields) then fail(op, "fields must be a table of named fields, not an array") end
   cache:_encode(fields, op) -- refuse bad input before anything is sent
   local rk, prefix, ktext = cache:_key(key, op)
-  local track, active, default_ms = cache:_policy()
-  for _ = 1, UPDATE_ATTEMPTS do
+  local track = cache:_policy(op)
+  for attempt = 1, UPDATE_ATTEMPTS do
     local reads = { { "WATCH", rk }, { "GET", rk }, { "PTTL", rk } }
     if track then reads[4] = { "HGET", prefix .. "t", ktext } end
     local r, epoch = cache:_pipeline(op, reads)
-    for i = 1, #reads do checked(op, r[i]) end
-    local record, px, stored = {}, default_ms, tonumber(r[4]) or default_ms
-    if r[2] then
-      local ok, value = pcall(cache._decode, cache, r[2], op, key)
-      if ok and not is_object(value) then
-        ok, value = false, ("rcache_live: update: record %q is not a JSON object"):format(ktext)
-      end
-      if not ok then
-        cache:_pipeline(op, { { "UNWATCH" } })
-        error(value, 0)
-      end
-      record = value
-      if active then
-        px = stored
-      else
-        px = r[3] > 0 and r[3] or 0 -- keep the time left (0: keep no expiry)
-      end
+    local ok, record = pcall(merge_and_write, cache, op, key, fields, r, epoch, rk, prefix, ktext)
+    if not ok then
+      pcall(cache._pipeline, cache, op, { { "UNWATCH" } }) -- a WATCH left behind would abort the next MULTI
+      error(record, 0)
     end
-    for k, v in pairs(fields) do record[k] = v end
-    local write = { rk, ktext, cache:_encode(record, op), px, stored }
-    local command = track and write_command(cache:_sha("write", op), prefix, { write })
-      or set_command(write)
-    local results = transaction(cache, op, { command }, epoch)
-    if results == "noscript" then
-      cache:_load_scripts(op)
-    elseif results then
-      return record
-    end
+    if record then return record end
+    core._backoff(attempt)
   end
   fail(op, "record %q kept changing; gave up after %d attempts", ktext, UPDATE_ATTEMPTS)
 end
@@ -171,7 +180,7 @@ end
 function methods.add(cache, records, ttl)
   local op = "add"
   if type(records) ~= "table" then fail(op, "records must be a table, got %s", type(records)) end
-  local track, _, default_ms = cache:_policy()
+  local track, _, default_ms = cache:_policy(op)
   local ms = ttl_ms(op, ttl, default_ms)
   local items = {}
   for key, value in pairs(records) do
@@ -187,7 +196,9 @@ function methods.add(cache, records, ttl)
   else
     for i = 1, #items do commands[i] = set_command(items[i]) end
   end
-  if transaction(cache, op, commands) == "noscript" then fail(op, "the server keeps losing its scripts") end
+  local results = transaction(cache, op, commands)
+  if results == "noscript" then fail(op, "the server keeps losing its scripts") end
+  if results == nil then fail(op, "the transaction was aborted; nothing was written") end
   return #items
 end
 
@@ -195,7 +206,7 @@ end
 function methods.bulk_delete(cache, keys)
   local op = "bulk_delete"
   if type(keys) ~= "table" then fail(op, "keys must be a list, got %s", type(keys)) end
-  local track = cache:_policy()
+  local track = cache:_policy(op)
   local items = {}
   for i = 1, #keys do
     local rk, prefix, ktext = cache:_key(keys[i], op)
@@ -220,6 +231,7 @@ function methods.bulk_delete(cache, keys)
   end
   local results = transaction(cache, op, commands)
   if results == "noscript" then fail(op, "the server keeps losing its scripts") end
+  if results == nil then fail(op, "the transaction was aborted; nothing was deleted") end
   local deleted = 0
   for i = 1, #results do deleted = deleted + results[i] end
   return deleted
@@ -233,7 +245,7 @@ local function pages(cache, op, pattern)
   if pattern ~= nil and type(pattern) ~= "string" then
     fail(op, "pattern must be a string, got %s", type(pattern))
   end
-  local _, _, _, ns = cache:_policy()
+  local _, _, _, ns = cache:_policy(op)
   local match = ns .. ":{[0-9a-f][0-9a-f]}:r:" .. (pattern or "*")
   local skip = #ns + 8 -- "<ns>:{xx}:r:"
   local cursor, pending, done = "0", nil, false
@@ -306,7 +318,7 @@ function methods.cleanup_inactive_records(cache, past_minutes)
   if type(past_minutes) ~= "number" or not (past_minutes >= 0) or past_minutes == math.huge then
     fail(op, "past_minutes must be a number >= 0, got %s", tostring(past_minutes))
   end
-  local track, _, _, ns = cache:_policy()
+  local track, _, _, ns = cache:_policy(op)
   if not track then fail(op, "needs track = true (without it no access is recorded)") end
   local idle = floor(past_minutes * 60000 + 0.5)
   local todo = {}

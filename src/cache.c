@@ -544,9 +544,9 @@ static int cache_decode(lua_State *L) {
   return 1;
 }
 
-/* _policy() -> track, active_ttl, default TTL in ms, namespace */
+/* _policy(op) -> track, active_ttl, default TTL in ms, namespace */
 static int cache_policy(lua_State *L) {
-  cache *c = check_open(L, "policy");
+  cache *c = check_open(L, luaL_optstring(L, 2, "policy"));
   lua_pushboolean(L, c->track);
   lua_pushboolean(L, c->active_ttl);
   lua_pushinteger(L, (lua_Integer)c->default_ttl_ms); /* ms go to Redis as integer text */

@@ -2,6 +2,10 @@
  * core.c - luaopen_rcache_live_core, the module's only exported symbol.
  * The public module is lua/rcache_live.lua, which requires this one.
  */
+#include <stdint.h>
+#include <time.h>
+#include <unistd.h>
+
 #include <lua.h>
 #include <lauxlib.h>
 
@@ -18,12 +22,36 @@
 
 RCACHE_EXPORT int luaopen_rcache_live_core(lua_State *L);
 
+/* _backoff(attempt): sleeps a random time between half and all of
+ * min(0.1 ms * 2^attempt, 10 ms), so that writers retrying an optimistic
+ * transaction drift apart instead of colliding in step. The randomness
+ * needs to differ between processes, not to be strong. */
+static int core_backoff(lua_State *L) {
+  static uint32_t state;
+  lua_Number attempt = luaL_checknumber(L, 1);
+  double cap = 1e-4, seconds;
+  struct timespec ts;
+  if (state == 0) state = (uint32_t)time(NULL) ^ ((uint32_t)getpid() << 16) ^ (uint32_t)(uintptr_t)&ts;
+  state ^= state << 13; /* xorshift32 */
+  state ^= state >> 17;
+  state ^= state << 5;
+  while (attempt-- > 0 && cap < 1e-2) cap *= 2;
+  if (cap > 1e-2) cap = 1e-2;
+  seconds = cap * (0.5 + 0.5 * (double)(state % 1000) / 1000.0);
+  ts.tv_sec = 0;
+  ts.tv_nsec = (long)(seconds * 1e9);
+  nanosleep(&ts, NULL);
+  return 0;
+}
+
 int luaopen_rcache_live_core(lua_State *L) {
   reply_open(L);
   json_open(L);
   lua_newtable(L);
   cache_open(L);
   json_register(L);
+  lua_pushcfunction(L, core_backoff);
+  lua_setfield(L, -2, "_backoff");
   lua_pushliteral(L, RCACHE_VERSION);
   lua_setfield(L, -2, "_VERSION");
   return 1;
