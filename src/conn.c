@@ -102,9 +102,15 @@ int conn_fail(lua_State *L, conn *c, const char *op, const char *cause) {
 static const char *transport_cause(const redisContext *ctx, char *buf, size_t size) {
   size_t i;
   if (ctx == NULL) return "out of memory";
-  if (ctx->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ETIMEDOUT))
+  if (ctx->err == REDIS_ERR_IO &&
+      (errno == EAGAIN || errno == EWOULDBLOCK || errno == ETIMEDOUT ||
+       strstr(ctx->errstr, "temporarily unavailable") != NULL))
     return "timed out";
-  if (ctx->err == REDIS_ERR_EOF) return "connection closed by the server";
+  if (ctx->err == REDIS_ERR_EOF ||
+      (ctx->err == REDIS_ERR_IO &&
+       (errno == EPIPE || errno == ECONNRESET || strstr(ctx->errstr, "Broken pipe") != NULL ||
+        strstr(ctx->errstr, "reset by peer") != NULL)))
+    return "connection closed by the server";
   snprintf(buf, size, "%s", ctx->errstr[0] ? ctx->errstr : "connection failed");
   for (i = 0; buf[i]; i++) buf[i] = (char)tolower((unsigned char)buf[i]);
   return buf;

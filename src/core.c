@@ -2,6 +2,7 @@
  * core.c - luaopen_rcache_live_core, the module's only exported symbol.
  * The public module is lua/rcache_live.lua, which requires this one.
  */
+#include <signal.h>
 #include <stdint.h>
 #include <time.h>
 #include <unistd.h>
@@ -44,7 +45,19 @@ static int core_backoff(lua_State *L) {
   return 0;
 }
 
+/* A write to a connection the server closed raises SIGPIPE, whose default
+ * action kills the process; hiredis writes with plain write(2). Like
+ * LuaSocket, ignore it unless the host installed a handler of its own:
+ * the write then fails with EPIPE and becomes a clean error. */
+static void ignore_sigpipe(void) {
+  struct sigaction current;
+  if (sigaction(SIGPIPE, NULL, &current) == 0 && current.sa_handler == SIG_DFL &&
+      !(current.sa_flags & SA_SIGINFO))
+    signal(SIGPIPE, SIG_IGN);
+}
+
 int luaopen_rcache_live_core(lua_State *L) {
+  ignore_sigpipe();
   reply_open(L);
   json_open(L);
   lua_newtable(L);

@@ -71,7 +71,8 @@ function M.parse_url(url, op)
   local out = {}
   local scheme, rest = url:match("^(%a[%w+]*)://(.*)$")
   if scheme ~= "redis" and scheme ~= "unix" then
-    fail(op, "url must start with redis:// or unix://, got %q", url:sub(1, 20))
+    -- name the scheme only: the rest may hold a password
+    fail(op, "url must start with redis:// or unix://, got scheme %q", scheme or url:match("^[%w+]*"))
   end
   local userinfo, after = rest:match("^(.-)@(.*)$")
   if userinfo then
