@@ -182,10 +182,13 @@ function methods.add(cache, records, ttl)
   if type(records) ~= "table" then fail(op, "records must be a table, got %s", type(records)) end
   local track, _, default_ms = cache:_policy(op)
   local ms = ttl_ms(op, ttl, default_ms)
-  local items = {}
+  local items, seen = {}, {}
   for key, value in pairs(records) do
     local rk, prefix, ktext = cache:_key(key, op)
-    items[#items + 1] = { rk, ktext, cache:_encode(value, op), ms, ms, prefix = prefix }
+    if seen[ktext] then fail(op, "keys %s and %q name the same record", tostring(seen[ktext]), ktext) end
+    seen[ktext] = key
+    items[#items + 1] = { rk, ktext, cache:_encode(value, ("%s: record %q"):format(op, ktext)), ms, ms,
+      prefix = prefix }
   end
   if #items == 0 then return 0 end
   local commands = {}

@@ -475,9 +475,9 @@ describe("bad input", function()
 
     it("add refuses " .. what .. " among good values and writes none of them", function()
       local unchanged = snapshot()
-      assert.matches("^rcache_live: add: " .. cause,
+      assert.matches('^rcache_live: add: record "new": ' .. cause,
         H.error_of(cache.add, cache, { good1 = 1, new = value, good2 = { x = 2 } }))
-      assert.matches("^rcache_live: add: " .. cause,
+      assert.matches('^rcache_live: add: record "old": ' .. cause,
         H.error_of(cache.add, cache, { good1 = 1, old = value, good2 = { x = 2 } }))
       assert.is_false(exists(cache, "good1"))
       assert.is_false(exists(cache, "good2"))

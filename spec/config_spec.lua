@@ -187,7 +187,7 @@ describe("config.resolve environment", function()
     -- a number out of range is refused by the setting's check
     assert.matches("^rcache_live: new: setting 'port' must be an integer from 1 to 65535, got 70000$",
       resolve_error(nil, { REDIS_PORT = "70000" }))
-    assert.matches("^rcache_live: new: setting 'default_ttl' must be a positive number of seconds, got %-5$",
+    assert.matches("^rcache_live: new: setting 'default_ttl' must be a number of seconds >= 0%.001, got %-5$",
       resolve_error(nil, { REDIS_DEFAULT_TTL = "-5" }))
     -- an explicit option does not hide a broken variable
     assert.matches("^rcache_live: new: REDIS_PORT must be a number",
@@ -262,9 +262,9 @@ describe("config option checks", function()
     { { port = 6379.5 }, "option 'port' must be an integer from 1 to 65535, got 6379%.5$" },
     { { db = -1 }, "option 'db' must be an integer from 0 to %d+, got %-1$" },
     { { db = "0" }, "option 'db' must be an integer from 0 to %d+, got string$" },
-    { { default_ttl = 0 }, "option 'default_ttl' must be a positive number of seconds, got 0$" },
-    { { default_ttl = -5 }, "option 'default_ttl' must be a positive number of seconds, got %-5$" },
-    { { default_ttl = math.huge }, "option 'default_ttl' must be a positive number of seconds, got inf$" },
+    { { default_ttl = 0 }, "option 'default_ttl' must be a number of seconds >= 0%.001, got 0$" },
+    { { default_ttl = -5 }, "option 'default_ttl' must be a number of seconds >= 0%.001, got %-5$" },
+    { { default_ttl = math.huge }, "option 'default_ttl' must be a number of seconds >= 0%.001, got inf$" },
     { { timeout = 0 }, "option 'timeout' must be a positive number of seconds, got 0$" },
     { { connect_timeout = -1 }, "option 'connect_timeout' must be a positive number of seconds, got %-1$" },
     { { active_ttl = "yes" }, "option 'active_ttl' must be a boolean, got string$" },
@@ -412,4 +412,26 @@ describe("caches made from settings", function()
       check:close()
     end)
   end
+end)
+
+describe("config review cases", function()
+  local config = require "rcache_live.config"
+  local function env(t) return function(name) return t[name] end end
+
+  it("an explicit url takes nothing of the connection from the environment", function()
+    local s = config.resolve({ url = "redis://other:7000" },
+      env { REDIS_PASSWORD = "envpw", REDIS_DB = "3", REDIS_USERNAME = "envuser", REDIS_SOCKET = "/x" }, "new")
+    assert.same({ "other", 7000, 0 }, { s.host, s.port, s.db })
+    assert.is_nil(s.password)
+    assert.is_nil(s.username)
+    assert.is_nil(s.socket)
+  end)
+
+  it("refuses a default_ttl below one millisecond, from options and from the environment", function()
+    assert.matches("^rcache_live: new: option 'default_ttl' must be a number of seconds >= 0%.001, got 0%.0004$",
+      H.error_of(config.resolve, { default_ttl = 0.0004 }, env {}, "new"))
+    assert.matches("^rcache_live: new: setting 'default_ttl' must be a number of seconds >= 0%.001",
+      H.error_of(config.resolve, {}, env { REDIS_DEFAULT_TTL = "0.0004" }, "new"))
+    assert.equal(0.001, config.resolve({ default_ttl = 0.001 }, env {}, "new").default_ttl)
+  end)
 end)

@@ -297,11 +297,11 @@ describe("add", function()
     local records = {}
     for i = 1, 100 do records["good" .. i] = { i = i } end
     records.bad = { f = print }
-    assert.matches("^rcache_live: add: cannot encode a function %(at %.f%)$",
+    assert.matches('^rcache_live: add: record "bad": cannot encode a function %(at %.f%)$',
       H.error_of(cache.add, cache, records))
     assert.same({}, H.keys_of(ns))
     records.bad = { n = 0 / 0 }
-    assert.matches("^rcache_live: add: cannot encode NaN or infinity %(at %.n%)$",
+    assert.matches('^rcache_live: add: record "bad": cannot encode NaN or infinity %(at %.n%)$',
       H.error_of(cache.add, cache, records))
     assert.same({}, H.keys_of(ns))
   end)
@@ -608,5 +608,23 @@ describe("codec interchange with lua-cjson", function()
     assert.equal(rcache.null, back.n)
     assert.equal(cjson.null, rcache.null)
     assert.equal(rcache.null, rcache.json.null)
+  end)
+end)
+
+describe("add review cases", function()
+  it("names the record whose value cannot be encoded, and writes nothing", function()
+    local cache, ns = H.cache()
+    local err = H.error_of(cache.add, cache, { a = 1, key4 = { callback = print } })
+    assert.matches('^rcache_live: add: record "key4": cannot encode a function', err)
+    assert.same({}, H.keys_of(ns))
+    cache:close()
+  end)
+
+  it("refuses two keys that name the same record (1 and \"1\"), writing nothing", function()
+    local cache, ns = H.cache()
+    local err = H.error_of(cache.add, cache, { [1] = "a", ["1"] = "b" })
+    assert.matches('^rcache_live: add: keys 1 and "1" name the same record$', err)
+    assert.same({}, H.keys_of(ns))
+    cache:close()
   end)
 end)

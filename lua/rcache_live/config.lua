@@ -28,6 +28,10 @@ local function is_boolean(v) return type(v) == "boolean" or "a boolean" end
 local function is_seconds(v)
   return type(v) == "number" and v > 0 and v < huge or "a positive number of seconds"
 end
+local function is_ttl(v)
+  -- TTLs are kept in whole milliseconds: below 1 ms there would be none
+  return type(v) == "number" and v >= 0.001 and v < huge or "a number of seconds >= 0.001"
+end
 local function is_integer_in(lo, hi)
   return function(v)
     return type(v) == "number" and v == floor(v) and v >= lo and v <= hi
@@ -48,7 +52,7 @@ end
 local checks = {
   host = is_string, port = is_integer_in(1, 65535), db = is_integer_in(0, 1e9),
   username = is_string, password = is_string, socket = is_string, url = is_string,
-  default_ttl = is_seconds, active_ttl = is_boolean, track = is_boolean,
+  default_ttl = is_ttl, active_ttl = is_boolean, track = is_boolean,
   namespace = is_namespace, connect_timeout = is_seconds, timeout = is_seconds,
   codec = is_codec,
 }
@@ -164,7 +168,9 @@ function M.resolve(options, getenv, op)
   for k, v in pairs(defaults) do s[k] = v end
   for k, v in pairs(from_env(getenv, op)) do s[k] = v end
   if options.url then
-    s.host, s.port, s.socket = nil, defaults.port, nil
+    -- an explicit url names the whole connection: nothing of it comes from
+    -- the environment (its credentials belong to another server)
+    s.host, s.port, s.socket, s.db, s.username, s.password = nil, defaults.port, nil, defaults.db, nil, nil
     for k, v in pairs(M.parse_url(options.url, op)) do s[k] = v end
   end
   if options.host or options.port then s.socket = nil end
