@@ -16,6 +16,7 @@ local type, pairs, error, tostring, tonumber, getmetatable = type, pairs, error,
 local floor = math.floor
 
 local methods = core.methods
+local internal = core.internal
 local BUCKETS = 256
 local CLEANUP_BATCH = 1000
 local SCAN_COUNT = 1000
@@ -55,7 +56,7 @@ local function transaction(cache, op, commands, epoch)
   for i = 1, #commands do batch[i + 1] = commands[i] end
   batch[#batch + 1] = { "EXEC" }
   for attempt = 1, 2 do
-    local replies = cache:_pipeline(op, batch, epoch)
+    local replies = internal.pipeline(cache, op, batch, epoch)
     for i = 1, #batch - 1 do checked(op, replies[i]) end
     local results = replies[#batch]
     if results == false then return nil end
@@ -66,7 +67,7 @@ local function transaction(cache, op, commands, epoch)
     end
     if not reload then return results end
     if epoch or attempt == 2 then return "noscript" end
-    cache:_load_scripts(op)
+    internal.load_scripts(cache, op)
   end
 end
 
@@ -114,13 +115,13 @@ end
 -- after a random pause that grows with each attempt.
 local function merge_and_write(cache, op, key, fields, r, epoch, rk, prefix, ktext)
   for i = 1, #r do checked(op, r[i], ktext) end
-  local track, active, default_ms = cache:_policy(op)
+  local track, active, default_ms = internal.policy(cache, op)
   -- a new record gets the default TTL; an existing one keeps the TTL it
   -- was stored with, and the time it has left unless Active TTL resets it
   local record, px, stored = {}, default_ms, default_ms
   if r[2] and r[3] ~= -2 then
     stored = tonumber(r[4]) or default_ms
-    record = cache:_decode(r[2], op, key)
+    record = internal.decode(cache, r[2], op, key)
     if not is_object(record) then fail(op, "record %q is not a JSON object", ktext) end
     if active then
       px = stored
@@ -129,11 +130,11 @@ local function merge_and_write(cache, op, key, fields, r, epoch, rk, prefix, kte
     end
   end
   for k, v in pairs(fields) do record[k] = v end
-  local write = { rk, ktext, cache:_encode(record, op), px, stored }
-  local command = track and write_command(cache:_sha("write", op), prefix, { write })
+  local write = { rk, ktext, internal.encode(cache, record, op), px, stored }
+  local command = track and write_command(internal.sha(cache, "write", op), prefix, { write })
     or set_command(write)
   local results = transaction(cache, op, { command }, epoch)
-  if results == "noscript" then cache:_load_scripts(op) end
+  if results == "noscript" then internal.load_scripts(cache, op) end
   return results ~= "noscript" and results ~= nil and record or nil
 end
 
@@ -141,16 +142,16 @@ function methods.update(cache, key, fields)
   local op = "update"
   if type(fields) ~= "table" then fail(op, "fields must be a table, got %s", type(fields)) end
   if not is_object(fields) then fail(op, "fields must be a table of named fields, not an array") end
-  cache:_encode(fields, op) -- refuse bad input before anything is sent
-  local rk, prefix, ktext = cache:_key(key, op)
-  local track = cache:_policy(op)
+  internal.encode(cache, fields, op) -- refuse bad input before anything is sent
+  local rk, prefix, ktext = internal.key(cache, key, op)
+  local track = internal.policy(cache, op)
   for attempt = 1, UPDATE_ATTEMPTS do
     local reads = { { "WATCH", rk }, { "GET", rk }, { "PTTL", rk } }
     if track then reads[4] = { "HGET", prefix .. "t", ktext } end
-    local r, epoch = cache:_pipeline(op, reads)
+    local r, epoch = internal.pipeline(cache, op, reads)
     local ok, record = pcall(merge_and_write, cache, op, key, fields, r, epoch, rk, prefix, ktext)
     if not ok then
-      pcall(cache._pipeline, cache, op, { { "UNWATCH" } }) -- a WATCH left behind would abort the next MULTI
+      pcall(internal.pipeline, cache, op, { { "UNWATCH" } }) -- a WATCH left behind would abort the next MULTI
       error(record, 0)
     end
     if record then return record end
@@ -180,21 +181,21 @@ end
 function methods.add(cache, records, ttl)
   local op = "add"
   if type(records) ~= "table" then fail(op, "records must be a table, got %s", type(records)) end
-  local track, _, default_ms = cache:_policy(op)
+  local track, _, default_ms = internal.policy(cache, op)
   local ms = ttl_ms(op, ttl, default_ms)
   local items, seen = {}, {}
   for key, value in pairs(records) do
-    local rk, prefix, ktext = cache:_key(key, op)
+    local rk, prefix, ktext = internal.key(cache, key, op)
     if seen[ktext] then fail(op, "keys %s and %q name the same record", tostring(seen[ktext]), ktext) end
     seen[ktext] = key
-    items[#items + 1] = { rk, ktext, cache:_encode(value, ("%s: record %q"):format(op, ktext)), ms, ms,
+    items[#items + 1] = { rk, ktext, internal.encode(cache, value, ("%s: record %q"):format(op, ktext)), ms, ms,
       prefix = prefix }
   end
   if #items == 0 then return 0 end
   local commands = {}
   if track then
     local groups, order = by_bucket(items)
-    local sha = cache:_sha("write", op)
+    local sha = internal.sha(cache, "write", op)
     for i = 1, #order do commands[i] = write_command(sha, order[i], groups[order[i]]) end
   else
     for i = 1, #items do commands[i] = set_command(items[i]) end
@@ -209,15 +210,15 @@ end
 function methods.bulk_delete(cache, keys)
   local op = "bulk_delete"
   if type(keys) ~= "table" then fail(op, "keys must be a list, got %s", type(keys)) end
-  local track = cache:_policy(op)
+  local track = internal.policy(cache, op)
   local items = {}
   for i = 1, #keys do
-    local rk, prefix, ktext = cache:_key(keys[i], op)
+    local rk, prefix, ktext = internal.key(cache, keys[i], op)
     items[i] = { rk, ktext, prefix = prefix }
   end
   if #items == 0 then return 0 end
   local groups, order = by_bucket(items)
-  local sha = track and cache:_sha("delete", op)
+  local sha = track and internal.sha(cache, "delete", op)
   local commands = {}
   for i = 1, #order do
     local prefix, group = order[i], groups[order[i]]
@@ -248,7 +249,7 @@ local function pages(cache, op, pattern)
   if pattern ~= nil and type(pattern) ~= "string" then
     fail(op, "pattern must be a string, got %s", type(pattern))
   end
-  local _, _, _, ns = cache:_policy(op)
+  local _, _, _, ns = internal.policy(cache, op)
   local match = ns .. ":{[0-9a-f][0-9a-f]}:r:" .. (pattern or "*")
   local skip = #ns + 8 -- "<ns>:{xx}:r:"
   local cursor, pending, done = "0", nil, false
@@ -265,7 +266,7 @@ local function pages(cache, op, pattern)
         commands[#commands + 1] = mget
         mget_at = #commands
       end
-      local replies = cache:_pipeline(op, commands)
+      local replies = internal.pipeline(cache, op, commands)
       local keys = pending
       pending = nil
       if scan_at then
@@ -279,7 +280,7 @@ local function pages(cache, op, pattern)
         for i = 1, #keys do
           if values[i] then -- gone since SCAN saw it: skip
             local key = keys[i]:sub(skip + 1)
-            page[#page + 1] = { key, cache:_decode(values[i], op, key) }
+            page[#page + 1] = { key, internal.decode(cache, values[i], op, key) }
           end
         end
       end
@@ -321,20 +322,20 @@ function methods.cleanup_inactive_records(cache, past_minutes)
   if type(past_minutes) ~= "number" or not (past_minutes >= 0) or past_minutes == math.huge then
     fail(op, "past_minutes must be a number >= 0, got %s", tostring(past_minutes))
   end
-  local track, _, _, ns = cache:_policy(op)
+  local track, _, _, ns = internal.policy(cache, op)
   if not track then fail(op, "needs track = true (without it no access is recorded)") end
   local idle = floor(past_minutes * 60000 + 0.5)
   local todo = {}
   for b = 0, BUCKETS - 1 do todo[b + 1] = ("%s:{%02x}:"):format(ns, b) end
   local deleted = 0
   while #todo > 0 do
-    local sha = cache:_sha("cleanup", op)
+    local sha = internal.sha(cache, "cleanup", op)
     local commands = {}
     for i = 1, #todo do
       local p = todo[i]
       commands[i] = { "EVALSHA", sha, 3, p .. "a", p .. "e", p .. "t", idle, CLEANUP_BATCH }
     end
-    local replies = cache:_pipeline(op, commands)
+    local replies = internal.pipeline(cache, op, commands)
     local again = {}
     for i = 1, #replies do
       local r = replies[i]
@@ -346,7 +347,7 @@ function methods.cleanup_inactive_records(cache, past_minutes)
         if r[2] >= CLEANUP_BATCH then again[#again + 1] = todo[i] end
       end
     end
-    if #again > 0 and is_noscript(replies[1]) then cache:_load_scripts(op) end -- lost them all
+    if #again > 0 and is_noscript(replies[1]) then internal.load_scripts(cache, op) end -- lost them all
     todo = again
   end
   return deleted
@@ -364,8 +365,6 @@ M.RCacheLive = M.new
 
 -- Every method is also a module function: rcache.get_record(cache, "update")
 -- reads a record whose key is a method's name.
-for name, fn in pairs(methods) do
-  if name:sub(1, 1) ~= "_" then M[name] = fn end
-end
+for name, fn in pairs(methods) do M[name] = fn end
 
 return M

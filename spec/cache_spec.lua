@@ -613,9 +613,9 @@ describe("Redis errors", function()
         local killer = rcache.new { socket = %q, track = false, namespace = "killer" }
         c.x = 1
         -- the only connection on db 9 is c's
-        local list = killer:_pipeline("list", { { "CLIENT", "LIST" } })[1]
+        local list = require("rcache_live.core").internal.pipeline(killer, "list", { { "CLIENT", "LIST" } })[1]
         local id = assert(list:match("id=(%%d+)[^\n]* db=9 "))
-        assert(killer:_pipeline("kill", { { "CLIENT", "KILL", "ID", id } })[1] == 1)
+        assert(require("rcache_live.core").internal.pipeline(killer, "kill", { { "CLIENT", "KILL", "ID", id } })[1] == 1)
         print(pcall(c.get_record, c, "x"))
         print(pcall(c.get_record, c, "x"))
         c:delete_record("x")

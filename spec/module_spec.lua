@@ -26,7 +26,16 @@ describe("the module", function()
       "get_all_records", "records", "cleanup_inactive_records", "ttl", "exists", "close" } do
       assert.is_function(rcache[name], name)
     end
-    assert.is_nil(rcache._pipeline)
+    assert.is_nil(rcache.pipeline)
+  end)
+
+  it("shadows no key with anything but the public methods", function()
+    local cache = H.cache()
+    for _, key in ipairs { "_pipeline", "pipeline", "_key", "key", "_encode", "policy", "internal" } do
+      cache[key] = { key = key }
+      assert.same({ key = key }, cache[key])
+    end
+    cache:close()
   end)
 
   it("keeps its metatable private", function()

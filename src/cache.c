@@ -510,7 +510,7 @@ static int cache_newindex(lua_State *L) {
  * Primitives for the Lua layer (lua/rcache_live.lua)
  * ------------------------------------------------------------------------ */
 
-/* _key(key, op) -> record key, bucket prefix "<ns>:{<bucket>}:", key text */
+/* internal.key(cache, key, op) -> record key, bucket prefix "<ns>:{<bucket>}:", key text */
 static int cache_key(lua_State *L) {
   const char *op = luaL_optstring(L, 3, "key");
   cache *c = check_open(L, op);
@@ -523,7 +523,7 @@ static int cache_key(lua_State *L) {
   return 3;
 }
 
-/* _encode(value, op) -> JSON text */
+/* internal.encode(cache, value, op) -> JSON text */
 static int cache_encode(lua_State *L) {
   const char *op = luaL_checkstring(L, 3);
   cache *c = check_open(L, op);
@@ -532,7 +532,7 @@ static int cache_encode(lua_State *L) {
   return 1;
 }
 
-/* _decode(json, op, key) -> value */
+/* internal.decode(cache, json, op, key) -> value */
 static int cache_decode(lua_State *L) {
   const char *op = luaL_checkstring(L, 3);
   cache *c = check_open(L, op);
@@ -544,7 +544,7 @@ static int cache_decode(lua_State *L) {
   return 1;
 }
 
-/* _policy(op) -> track, active_ttl, default TTL in ms, namespace */
+/* internal.policy(cache, op) -> track, active_ttl, default TTL in ms, namespace */
 static int cache_policy(lua_State *L) {
   cache *c = check_open(L, luaL_optstring(L, 2, "policy"));
   lua_pushboolean(L, c->track);
@@ -554,7 +554,7 @@ static int cache_policy(lua_State *L) {
   return 4;
 }
 
-/* _sha(name, op) -> SHA1 of a loaded script (connects if needed) */
+/* internal.sha(cache, name, op) -> SHA1 of a loaded script (connects if needed) */
 static int cache_sha(lua_State *L) {
   static const char *const names[] = {"read", "write", "delete", "cleanup", NULL};
   const char *op = luaL_checkstring(L, 3);
@@ -565,7 +565,7 @@ static int cache_sha(lua_State *L) {
   return 1;
 }
 
-/* _load_scripts(op): after a NOSCRIPT reply */
+/* internal.load_scripts(cache, op): after a NOSCRIPT reply */
 static int cache_load_scripts(lua_State *L) {
   const char *op = luaL_checkstring(L, 2);
   conn_load_scripts(L, &check_open(L, op)->conn, op);
@@ -590,7 +590,7 @@ static void append_command(lua_State *L, cache *c, const char *op, int cmd, cons
   lua_settop(L, base);
 }
 
-/* _pipeline(op, commands [, epoch]) -> replies, epoch
+/* internal.pipeline(cache, op, commands [, epoch]) -> replies, epoch
  * Sends every command in one write and reads all the replies (see
  * reply_push for their shape). With epoch, refuses to run on any
  * connection but that one (an update's WATCH lives on its connection). */
@@ -644,13 +644,17 @@ void cache_open(lua_State *L) {
       {"exists", cache_exists},
       {"ttl", cache_ttl},
       {"close", cache_close},
-      {"_key", cache_key},
-      {"_encode", cache_encode},
-      {"_decode", cache_decode},
-      {"_policy", cache_policy},
-      {"_sha", cache_sha},
-      {"_load_scripts", cache_load_scripts},
-      {"_pipeline", cache_pipeline},
+      {NULL, NULL},
+  };
+  /* not methods, so that they shadow no key: internal.pipeline(cache, ...) */
+  static const luaL_Reg internal[] = {
+      {"key", cache_key},
+      {"encode", cache_encode},
+      {"decode", cache_decode},
+      {"policy", cache_policy},
+      {"sha", cache_sha},
+      {"load_scripts", cache_load_scripts},
+      {"pipeline", cache_pipeline},
       {NULL, NULL},
   };
   static const luaL_Reg metamethods[] = {
@@ -675,4 +679,6 @@ void cache_open(lua_State *L) {
   lua_setfield(L, -2, "methods");
   lua_pushcfunction(L, cache_new);
   lua_setfield(L, -2, "new");
+  luaL_newlib(L, internal);
+  lua_setfield(L, -2, "internal");
 }

@@ -26,22 +26,22 @@ RCACHE_EXPORT int luaopen_rcache_live_core(lua_State *L);
 /* _backoff(attempt): sleeps a random time between half and all of
  * min(0.1 ms * 2^attempt, 10 ms), so that writers retrying an optimistic
  * transaction drift apart instead of colliding in step. The randomness
- * needs to differ between processes, not to be strong. */
+ * only needs to differ between processes and calls: it mixes the clock's
+ * nanoseconds with the pid (no state kept, so safe in threaded hosts). */
 static int core_backoff(lua_State *L) {
-  static uint32_t state;
   lua_Number attempt = luaL_checknumber(L, 1);
   double cap = 1e-4, seconds;
-  struct timespec ts;
-  if (state == 0) state = (uint32_t)time(NULL) ^ ((uint32_t)getpid() << 16) ^ (uint32_t)(uintptr_t)&ts;
-  state ^= state << 13; /* xorshift32 */
-  state ^= state >> 17;
-  state ^= state << 5;
+  struct timespec now, pause;
+  uint32_t r;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  r = (uint32_t)now.tv_nsec * 2654435761u ^ (uint32_t)getpid() * 40503u;
+  r ^= r >> 15;
   while (attempt-- > 0 && cap < 1e-2) cap *= 2;
   if (cap > 1e-2) cap = 1e-2;
-  seconds = cap * (0.5 + 0.5 * (double)(state % 1000) / 1000.0);
-  ts.tv_sec = 0;
-  ts.tv_nsec = (long)(seconds * 1e9);
-  nanosleep(&ts, NULL);
+  seconds = cap * (0.5 + 0.5 * (double)(r % 1000) / 1000.0);
+  pause.tv_sec = 0;
+  pause.tv_nsec = (long)(seconds * 1e9);
+  nanosleep(&pause, NULL);
   return 0;
 }
 

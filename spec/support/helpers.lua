@@ -2,6 +2,7 @@
 -- started, fresh caches in namespaces of their own, a raw redis-cli, and a
 -- MONITOR recorder that shows what went over the wire.
 local rcache = require "rcache_live"
+local internal = require("rcache_live.core").internal
 
 local H = {}
 
@@ -46,13 +47,13 @@ end
 local raw
 function H.raw(...)
   raw = raw or rcache.new { socket = H.socket, track = false, namespace = "raw" }
-  return raw:_pipeline("raw", { { ... } })[1]
+  return internal.pipeline(raw, "raw", { { ... } })[1]
 end
 
 --- The record key of a user key in a namespace, as the data layout defines
 -- it (README, "Data layout in Redis").
 function H.record_key(cache, key)
-  return (cache:_key(key))
+  return (internal.key(cache, key))
 end
 
 --- Sleeps for s seconds (the specs never sleep more than 3 s at once).
