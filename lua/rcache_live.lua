@@ -20,7 +20,6 @@ local internal = core.internal
 local BUCKETS = 256
 local CLEANUP_BATCH = 1000
 local SCAN_COUNT = 1000
-local UPDATE_ATTEMPTS = 1000
 
 local M = {
   _VERSION = core._VERSION,
@@ -48,25 +47,24 @@ local function is_noscript(reply)
   return type(reply) == "table" and type(reply.err) == "string" and reply.err:sub(1, 8) == "NOSCRIPT"
 end
 
--- Runs MULTI, commands..., EXEC and returns EXEC's replies (nil when a
--- WATCH saw a change). A NOSCRIPT inside EXEC means no script ran (they are
--- all the same script), so reload and run everything again, once.
-local function transaction(cache, op, commands, epoch)
+-- Runs MULTI, commands..., EXEC and returns EXEC's replies. A NOSCRIPT
+-- inside EXEC means no script ran (they are all the same script), so reload
+-- and run everything again, once.
+local function transaction(cache, op, commands)
   local batch = { { "MULTI" } }
   for i = 1, #commands do batch[i + 1] = commands[i] end
   batch[#batch + 1] = { "EXEC" }
   for attempt = 1, 2 do
-    local replies = internal.pipeline(cache, op, batch, epoch)
+    local replies = internal.pipeline(cache, op, batch)
     for i = 1, #batch - 1 do checked(op, replies[i]) end
-    local results = replies[#batch]
-    if results == false then return nil end
-    checked(op, results)
+    local results = checked(op, replies[#batch])
+    if results == false then fail(op, "the transaction was aborted; nothing was written") end
     local reload = false
     for i = 1, #results do
       if is_noscript(results[i]) then reload = true else checked(op, results[i]) end
     end
     if not reload then return results end
-    if epoch or attempt == 2 then return "noscript" end
+    if attempt == 2 then fail(op, "the server keeps losing its scripts") end
     internal.load_scripts(cache, op)
   end
 end
@@ -109,55 +107,40 @@ local function set_command(record)
 end
 
 --- update(key, fields) -> merged record
--- Merges the top-level fields into the record (creating it if missing) on
--- the client, so numbers stay exact, with WATCH/MULTI/EXEC: a concurrent
--- writer makes EXEC fail and the merge is done again on the new record,
--- after a random pause that grows with each attempt.
-local function merge_and_write(cache, op, key, fields, r, epoch, rk, prefix, ktext)
-  for i = 1, #r do checked(op, r[i], ktext) end
-  local track, active, default_ms = internal.policy(cache, op)
-  -- a new record gets the default TTL; an existing one keeps the TTL it
-  -- was stored with, and the time it has left unless Active TTL resets it
-  local record, px, stored = {}, default_ms, default_ms
-  if r[2] and r[3] ~= -2 then
-    stored = tonumber(r[4]) or default_ms
-    record = internal.decode(cache, r[2], op, key)
-    if not is_object(record) then fail(op, "record %q is not a JSON object", ktext) end
-    if active then
-      px = stored
-    else
-      px = r[3] > 0 and r[3] or 0 -- 0: another client removed the expiry; keep none
-    end
-  end
-  for k, v in pairs(fields) do record[k] = v end
-  local write = { rk, ktext, internal.encode(cache, record, op), px, stored }
-  local command = track and write_command(internal.sha(cache, "write", op), prefix, { write })
-    or set_command(write)
-  local results = transaction(cache, op, { command }, epoch)
-  if results == "noscript" then internal.load_scripts(cache, op) end
-  return results ~= "noscript" and results ~= nil and record or nil
-end
-
+-- One script call merges the top-level fields into the record (creating it
+-- if missing), atomically: each field's value is encoded here, exactly, and
+-- the script splices the JSON text, so no number is ever re-encoded by
+-- Redis's own cjson (see scripts.lua).
 function methods.update(cache, key, fields)
   local op = "update"
   if type(fields) ~= "table" then fail(op, "fields must be a table, got %s", type(fields)) end
   if not is_object(fields) then fail(op, "fields must be a table of named fields, not an array") end
-  internal.encode(cache, fields, op) -- refuse bad input before anything is sent
   local rk, prefix, ktext = internal.key(cache, key, op)
-  local track = internal.policy(cache, op)
-  for attempt = 1, UPDATE_ATTEMPTS do
-    local reads = { { "WATCH", rk }, { "GET", rk }, { "PTTL", rk } }
-    if track then reads[4] = { "HGET", prefix .. "t", ktext } end
-    local r, epoch = internal.pipeline(cache, op, reads)
-    local ok, record = pcall(merge_and_write, cache, op, key, fields, r, epoch, rk, prefix, ktext)
-    if not ok then
-      pcall(internal.pipeline, cache, op, { { "UNWATCH" } }) -- a WATCH left behind would abort the next MULTI
-      error(record, 0)
+  local track, active, default_ms = internal.policy(cache, op)
+  local command = { "EVALSHA", false, 4, prefix .. "a", prefix .. "e", prefix .. "t", rk,
+    ktext, active and 1 or 0, default_ms, track and 1 or 0 }
+  for name, value in pairs(fields) do
+    if type(name) ~= "string" then
+      fail(op, "field names must be strings, got %s", math.type and math.type(name) or type(name))
     end
-    if record then return record end
-    core._backoff(attempt)
+    command[#command + 1] = name
+    command[#command + 1] = internal.encode(cache, name, op)
+    command[#command + 1] = internal.encode(cache, value, ("%s: field %q"):format(op, name))
   end
-  fail(op, "record %q kept changing; gave up after %d attempts", ktext, UPDATE_ATTEMPTS)
+  local reply
+  for attempt = 1, 2 do
+    command[2] = internal.sha(cache, "update", op)
+    reply = internal.pipeline(cache, op, { command })[1]
+    if not is_noscript(reply) or attempt == 2 then break end
+    internal.load_scripts(cache, op)
+  end
+  if type(reply) == "table" then
+    local err = reply.err
+    if err:sub(1, 8) == "NOTJSON " then fail(op, "record %q is not valid JSON: %s", ktext, err:sub(9)) end
+    if err:sub(1, 10) == "NOTOBJECT " then fail(op, "record %q is not a JSON object", ktext) end
+    fail(op, "record %q: %s", ktext, err)
+  end
+  return internal.decode(cache, reply, op, key)
 end
 
 -- Groups items by bucket prefix, keeping their order within a bucket.
@@ -200,9 +183,7 @@ function methods.add(cache, records, ttl)
   else
     for i = 1, #items do commands[i] = set_command(items[i]) end
   end
-  local results = transaction(cache, op, commands)
-  if results == "noscript" then fail(op, "the server keeps losing its scripts") end
-  if results == nil then fail(op, "the transaction was aborted; nothing was written") end
+  transaction(cache, op, commands)
   return #items
 end
 
@@ -234,8 +215,6 @@ function methods.bulk_delete(cache, keys)
     commands[i] = cmd
   end
   local results = transaction(cache, op, commands)
-  if results == "noscript" then fail(op, "the server keeps losing its scripts") end
-  if results == nil then fail(op, "the transaction was aborted; nothing was deleted") end
   local deleted = 0
   for i = 1, #results do deleted = deleted + results[i] end
   return deleted

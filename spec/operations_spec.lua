@@ -108,9 +108,9 @@ describe("update", function()
   it("refuses bad values inside fields (function, NaN, inf) and writes nothing", function()
     local cache, ns = H.cache()
     local cases = {
-      { { ok = 1, f = print }, "cannot encode a function %(at %.f%)" },
-      { { ok = 1, n = 0 / 0 }, "cannot encode NaN or infinity %(at %.n%)" },
-      { { ok = 1, n = math.huge }, "cannot encode NaN or infinity %(at %.n%)" },
+      { { ok = 1, f = print }, 'field "f": cannot encode a function' },
+      { { ok = 1, n = 0 / 0 }, 'field "n": cannot encode NaN or infinity' },
+      { { ok = 1, n = math.huge }, 'field "n": cannot encode NaN or infinity' },
     }
     -- a missing record stays missing
     for _, case in ipairs(cases) do
@@ -247,15 +247,26 @@ describe("update", function()
     assert.truthy(bytes:find("1700000000123456789", 1, true))
   end)
 
-  it("takes two round trips: WATCH GET PTTL HGET, then MULTI EVALSHA EXEC", function()
-    local cache = warm_cache()
-    cache:set_record("k", { a = 1 })
-    local lines, merged = H.monitor(function() return cache:update("k", { b = 2 }) end)
-    assert.same({ a = 1, b = 2 }, merged)
-    assert.same({ "WATCH", "GET", "PTTL", "HGET", "MULTI", "EVALSHA", "EXEC" }, names(lines))
+  it("takes one round trip: a single EVALSHA on the record's bucket", function()
+    for _, options in ipairs { {}, { track = false }, { active_ttl = true } } do
+      local cache = warm_cache(options)
+      cache:set_record("k", { a = 1 })
+      local lines, merged = H.monitor(function() return cache:update("k", { b = 2 }) end)
+      assert.same({ a = 1, b = 2 }, merged)
+      assert.same({ "EVALSHA" }, names(lines))
+      local rk = H.record_key(cache, "k")
+      local prefix = rk:match("^(.*:{%x%x}:)r:")
+      assert.truthy(lines[1]:find(('"4" "%sa" "%se" "%st" "%s"'):format(prefix, prefix, prefix, rk), 1, true), lines[1])
+    end
+  end)
+
+  it("merges on the JSON text: other members keep their bytes, escaped and duplicate keys are handled", function()
+    local cache = H.cache()
     local rk = H.record_key(cache, "k")
-    assert.equal(('"WATCH" "%s"'):format(rk), lines[1])
-    assert.equal(('"GET" "%s"'):format(rk), lines[2])
+    H.raw("SET", rk, '{"n\\u0061me":"old", "dup":1, "dup":2 , "keep" : [ {"}":"]"}, 1.50, 1e400 ] }')
+    local merged = cache:update("k", { name = "new", dup = 3 })
+    assert.same({ name = "new", dup = 3, keep = { { ["}"] = "]" }, 1.5, math.huge } }, merged)
+    assert.equal('{"name":"new","dup":3,"keep" : [ {"}":"]"}, 1.50, 1e400 ]}', H.raw("GET", rk))
   end)
 end)
 

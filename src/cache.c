@@ -288,7 +288,7 @@ static int cache_new(lua_State *L) {
     c->codec_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   }
   lua_pop(L, 4);
-  conn_init(L, &c->conn, 1, c->track); /* no bookkeeping, no scripts to load */
+  conn_init(L, &c->conn, 1);
   c->closed = 0;
   return 1;
 }
@@ -556,7 +556,7 @@ static int cache_policy(lua_State *L) {
 
 /* internal.sha(cache, name, op) -> SHA1 of a loaded script (connects if needed) */
 static int cache_sha(lua_State *L) {
-  static const char *const names[] = {"read", "write", "delete", "cleanup", NULL};
+  static const char *const names[] = {"read", "write", "delete", "cleanup", "update", NULL};
   const char *op = luaL_checkstring(L, 3);
   cache *c = check_open(L, op);
   int which = luaL_checkoption(L, 2, NULL, names);
@@ -590,10 +590,9 @@ static void append_command(lua_State *L, cache *c, const char *op, int cmd, cons
   lua_settop(L, base);
 }
 
-/* internal.pipeline(cache, op, commands [, epoch]) -> replies, epoch
+/* internal.pipeline(cache, op, commands) -> replies
  * Sends every command in one write and reads all the replies (see
- * reply_push for their shape). With epoch, refuses to run on any
- * connection but that one (an update's WATCH lives on its connection). */
+ * reply_push for their shape). */
 static int cache_pipeline(lua_State *L) {
   const char *op = luaL_checkstring(L, 2);
   cache *c = check_open(L, op);
@@ -603,12 +602,7 @@ static int cache_pipeline(lua_State *L) {
   reply_box *box;
   luaL_checktype(L, 3, LUA_TTABLE);
   n = (int)lua_rawlen(L, 3);
-  if (!lua_isnoneornil(L, 4)) {
-    if (c->conn.ctx == NULL || (lua_Number)c->conn.epoch != luaL_checknumber(L, 4))
-      conn_fail(L, &c->conn, op, "connection was reset during the operation");
-  } else {
-    conn_ensure(L, &c->conn, op);
-  }
+  conn_ensure(L, &c->conn, op);
   lua_settop(L, 3);
   for (i = 1; i <= n; i++) {
     int len;
@@ -632,8 +626,7 @@ static int cache_pipeline(lua_State *L) {
     lua_rawseti(L, -2, i);
   }
   reply_box_set(box, NULL);
-  lua_pushnumber(L, (lua_Number)c->conn.epoch);
-  return 2;
+  return 1;
 }
 
 void cache_open(lua_State *L) {

@@ -12,7 +12,8 @@
 
 #include "compat.h"
 
-static const char *const script_names[SCRIPT_COUNT] = {"read", "write", "delete", "cleanup"};
+static const char *const script_names[SCRIPT_COUNT] = {"read", "write", "delete", "cleanup",
+                                                         "update"};
 
 /* A malloc'd copy of field name of the table at idx when it is a string,
  * else NULL. [-0, +0, m] */
@@ -47,7 +48,7 @@ static struct timeval seconds_to_timeval(double s) {
   return tv;
 }
 
-void conn_init(lua_State *L, conn *c, int idx, int with_scripts) {
+void conn_init(lua_State *L, conn *c, int idx) {
   int i;
   idx = lua_absindex(L, idx);
   c->socket_path = copy_field(L, idx, "socket");
@@ -63,7 +64,7 @@ void conn_init(lua_State *L, conn *c, int idx, int with_scripts) {
   else
     snprintf(c->where, sizeof c->where, "%s:%d", c->host ? c->host : "127.0.0.1", c->port);
   lua_getfield(L, idx, "scripts");
-  if (with_scripts && lua_istable(L, -1)) {
+  if (lua_istable(L, -1)) {
     for (i = 0; i < SCRIPT_COUNT; i++) c->scripts[i] = copy_field(L, -1, script_names[i]);
   }
   lua_pop(L, 1);
@@ -251,5 +252,4 @@ void conn_ensure(lua_State *L, conn *c, const char *op) {
   read_script_loads(L, c, op, box);
   reply_box_set(box, NULL);
   lua_pop(L, 1);
-  c->epoch++;
 }

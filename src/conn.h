@@ -22,12 +22,11 @@
 #include "reply.h"
 
 /* The server-side scripts the cache uses; each is loaded on connect. */
-enum conn_script { SCRIPT_READ, SCRIPT_WRITE, SCRIPT_DELETE, SCRIPT_CLEANUP, SCRIPT_COUNT };
+enum conn_script { SCRIPT_READ, SCRIPT_WRITE, SCRIPT_DELETE, SCRIPT_CLEANUP, SCRIPT_UPDATE, SCRIPT_COUNT };
 
 typedef struct conn {
   redisContext *ctx;      /* NULL until connected, and after close or a failure */
   int pending;            /* commands queued or sent whose replies are not read yet */
-  unsigned long epoch;    /* bumped by every successful connect */
   char *host;             /* TCP host, or NULL when socket_path is set */
   int port;
   char *socket_path;      /* unix socket path, or NULL */
@@ -35,17 +34,16 @@ typedef struct conn {
   char *password;         /* NULL: no AUTH */
   long db;
   struct timeval connect_timeout, timeout;
-  char *scripts[SCRIPT_COUNT];     /* script bodies, NULL when bookkeeping is off */
+  char *scripts[SCRIPT_COUNT];     /* script bodies */
   char shas[SCRIPT_COUNT][41];     /* their SHA1s as SCRIPT LOAD returned them */
   char where[96];                  /* "host:port" or "unix:path", for messages */
 } conn;
 
 /* Reads the connection settings from the table at index idx (fields host,
- * port, socket, username, password, db, connect_timeout, timeout and, when
- * with_scripts, the table scripts) into c, copying every string. Does not
- * connect. [-0, +0, m] raises only on memory errors (after which conn_free
- * is safe). */
-void conn_init(lua_State *L, conn *c, int idx, int with_scripts);
+ * port, socket, username, password, db, connect_timeout, timeout and the
+ * table scripts) into c, copying every string. Does not connect.
+ * [-0, +0, m] raises only on memory errors (after which conn_free is safe). */
+void conn_init(lua_State *L, conn *c, int idx);
 
 /* Closes the connection and frees everything conn_init copied. Safe to call
  * twice and on a zeroed struct. Never raises. */
