@@ -12,7 +12,9 @@ local config = require "rcache_live.config"
 local scripts = require "rcache_live.scripts"
 local json = require "rcache_live.json"
 
-local type, pairs, error, tostring, tonumber, getmetatable = type, pairs, error, tostring, tonumber, getmetatable
+local type, pairs, next, error, tostring, tonumber = type, pairs, next, error, tostring, tonumber
+local getmetatable, rawget = getmetatable, rawget
+local rawlen = rawlen or function(t) return #t end -- 5.1: # runs no __len on tables
 local floor = math.floor
 
 local methods = core.methods
@@ -33,11 +35,21 @@ local function fail(op, fmt, ...)
   error(("rcache_live: %s: " .. fmt):format(op, ...), 0)
 end
 
+-- A key for a message: quoted, printable, at most 64 bytes shown (as the C
+-- core quotes it).
+local function quote(text)
+  local shown = text:sub(1, 64):gsub('[%c"\\]', function(c)
+    if c == '"' or c == "\\" then return "\\" .. c end
+    return ("\\x%02x"):format(c:byte())
+  end)
+  return '"' .. shown .. '"' .. (#text > 64 and "..." or "")
+end
+
 -- Raises for an error reply (naming the record when given its key text);
 -- returns the reply otherwise.
 local function checked(op, reply, ktext)
   if type(reply) == "table" and reply.err then
-    if ktext then fail(op, "record %q: %s", ktext, reply.err) end
+    if ktext then fail(op, "record %s: %s", quote(ktext), reply.err) end
     fail(op, "%s", reply.err)
   end
   return reply
@@ -80,7 +92,7 @@ local function ttl_ms(op, ttl, default_ms)
 end
 
 local function is_object(t)
-  return type(t) == "table" and getmetatable(t) ~= core.array_mt and t[1] == nil
+  return type(t) == "table" and getmetatable(t) ~= core.array_mt and rawget(t, 1) == nil
 end
 
 -- The write script's command for records of one bucket: a list of
@@ -119,13 +131,13 @@ function methods.update(cache, key, fields)
   local track, active, default_ms = internal.policy(cache, op)
   local command = { "EVALSHA", false, 4, prefix .. "a", prefix .. "e", prefix .. "t", rk,
     ktext, active and 1 or 0, default_ms, track and 1 or 0 }
-  for name, value in pairs(fields) do
+  for name, value in next, fields do -- raw: no __pairs runs
     if type(name) ~= "string" then
       fail(op, "field names must be strings, got %s", math.type and math.type(name) or type(name))
     end
     command[#command + 1] = name
     command[#command + 1] = internal.encode(cache, name, op)
-    command[#command + 1] = internal.encode(cache, value, ("%s: field %q"):format(op, name))
+    command[#command + 1] = internal.encode(cache, value, ("%s: field %s"):format(op, quote(name)))
   end
   local reply
   for attempt = 1, 2 do
@@ -134,11 +146,13 @@ function methods.update(cache, key, fields)
     if not is_noscript(reply) or attempt == 2 then break end
     internal.load_scripts(cache, op)
   end
-  if type(reply) == "table" then
+  if type(reply) == "table" and reply[1] == "NOTJSON" then
+    internal.decode(cache, reply[2], op, key) -- raises as a read of it would
+    fail(op, "record %s is not valid JSON: %s", quote(ktext), reply[3])
+  elseif type(reply) == "table" then
     local err = reply.err
-    if err:sub(1, 8) == "NOTJSON " then fail(op, "record %q is not valid JSON: %s", ktext, err:sub(9)) end
-    if err:sub(1, 10) == "NOTOBJECT " then fail(op, "record %q is not a JSON object", ktext) end
-    fail(op, "record %q: %s", ktext, err)
+    if err:sub(1, 10) == "NOTOBJECT " then fail(op, "record %s is not a JSON object", quote(ktext)) end
+    fail(op, "record %s: %s", quote(ktext), err)
   end
   return internal.decode(cache, reply, op, key)
 end
@@ -167,11 +181,15 @@ function methods.add(cache, records, ttl)
   local track, _, default_ms = internal.policy(cache, op)
   local ms = ttl_ms(op, ttl, default_ms)
   local items, seen = {}, {}
-  for key, value in pairs(records) do
+  for key, value in next, records do -- raw: no __pairs runs
     local rk, prefix, ktext = internal.key(cache, key, op)
-    if seen[ktext] then fail(op, "keys %s and %q name the same record", tostring(seen[ktext]), ktext) end
+    if seen[ktext] then
+      local other = seen[ktext]
+      fail(op, "keys %s and %s name the same record",
+        type(other) == "string" and quote(other) or tostring(other), quote(ktext))
+    end
     seen[ktext] = key
-    items[#items + 1] = { rk, ktext, internal.encode(cache, value, ("%s: record %q"):format(op, ktext)), ms, ms,
+    items[#items + 1] = { rk, ktext, internal.encode(cache, value, ("%s: record %s"):format(op, quote(ktext))), ms, ms,
       prefix = prefix }
   end
   if #items == 0 then return 0 end
@@ -193,8 +211,8 @@ function methods.bulk_delete(cache, keys)
   if type(keys) ~= "table" then fail(op, "keys must be a list, got %s", type(keys)) end
   local track = internal.policy(cache, op)
   local items = {}
-  for i = 1, #keys do
-    local rk, prefix, ktext = internal.key(cache, keys[i], op)
+  for i = 1, rawlen(keys) do
+    local rk, prefix, ktext = internal.key(cache, rawget(keys, i), op)
     items[i] = { rk, ktext, prefix = prefix }
   end
   if #items == 0 then return 0 end

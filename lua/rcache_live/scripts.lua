@@ -17,12 +17,13 @@ local function now_ms()
 end
 
 -- The bucket's own keys expire with their last record, so bookkeeping of an
--- idle bucket goes away by itself.
-local function keep_alive(keys, deadline, now)
-  for _, k in ipairs(keys) do
-    if redis.call('PTTL', k) < deadline - now then
-      redis.call('PEXPIREAT', k, deadline)
-    end
+-- idle bucket goes away by itself: a new deadline later than the expiry
+-- index's own moves all three (they are set together, so one PTTL tells).
+local function keep_alive(deadline, now)
+  if redis.call('PTTL', E) < deadline - now then
+    redis.call('PEXPIREAT', A, deadline)
+    redis.call('PEXPIREAT', E, deadline)
+    redis.call('PEXPIREAT', T, deadline)
   end
 end
 ]=]
@@ -39,41 +40,53 @@ if ARGV[2] == '1' then
   local ttl = tonumber(redis.call('HGET', T, key)) or tonumber(ARGV[3])
   redis.call('PEXPIRE', KEYS[4], ttl)
   redis.call('ZADD', E, now + ttl, key)
-  if redis.call('PTTL', E) < ttl then keep_alive({A, E, T}, now + ttl, now) end
+  keep_alive(now + ttl, now)
 end
 return v
 ]=]
 
--- What every write shares: the type check of the bucket keys, storing one
--- record with its bookkeeping, and dropping the entries of records Redis
--- has expired (a bounded number per call, so the indexes stay bounded by the
--- live records without anybody calling anything).
+-- What every write shares: storing one record with its bookkeeping, and
+-- dropping the entries of records Redis has expired (a bounded number per
+-- call, so the indexes stay bounded by the live records without anybody
+-- calling anything). Scripts built on it run their body as main() through
+-- finish(), which turns a refused bookkeeping key into a clean error reply.
 local writes = common .. [=[
--- An error if another client took a bookkeeping key, else nil.
-local function foreign_bucket_key()
-  for k, want in pairs({ [A] = 'zset', [E] = 'zset', [T] = 'hash' }) do
-    local kind = redis.call('TYPE', k).ok
-    if kind ~= 'none' and kind ~= want then
-      return redis.error_reply('bookkeeping key ' .. k .. ' holds a ' .. kind .. ', not a ' .. want)
-    end
+local WANT = { [A] = 'zset', [E] = 'zset', [T] = 'hash' }
+
+-- A bookkeeping command; if another client took the key, stop the script
+-- (before any record is written: bookkeeping goes first).
+local function book(cmd, k, ...)
+  local r = redis.pcall(cmd, k, ...)
+  if type(r) == 'table' and r.err then
+    error({ refused = 'bookkeeping key ' .. k .. ' holds a ' .. redis.call('TYPE', k).ok ..
+      ', not a ' .. WANT[k] })
   end
+  return r
 end
 
 -- SET one record for px ms (0: keep its expiry), remembering its TTL; with
 -- track, also its access and expiry. Returns its deadline (0: none).
 local function store(record_key, key, json, px, ttl, now, track)
+  if px <= 0 then px = redis.call('PTTL', record_key) end
+  if track then
+    book('HSET', T, key, ttl)
+    book('ZADD', A, now, key)
+    if px > 0 then book('ZADD', E, now + px, key) end
+  end
   if px > 0 then
     redis.call('SET', record_key, json, 'PX', px)
   else
     redis.call('SET', record_key, json, 'KEEPTTL')
-    px = redis.call('PTTL', record_key)
   end
-  if not track then return 0 end
-  redis.call('HSET', T, key, ttl)
-  redis.call('ZADD', A, now, key)
-  if px <= 0 then return 0 end
-  redis.call('ZADD', E, now + px, key)
+  if not track or px <= 0 then return 0 end
   return now + px
+end
+
+local function finish(main)
+  local ok, result = pcall(main)
+  if ok then return result end
+  if type(result) == 'table' and result.refused then return redis.error_reply(result.refused) end
+  error(result)
 end
 
 local function prune(now, limit)
@@ -97,18 +110,18 @@ end
 -- KEYS[4..]: record keys; ARGV: n, then per record: key, JSON, expire-in ms
 -- (0: keep the record's current expiry), stored TTL in ms
 local write = writes .. [=[
-local refused = foreign_bucket_key()
-if refused then return refused end
-local now, n = now_ms(), tonumber(ARGV[1])
-local last = 0
-for i = 1, n do
-  local at = 2 + (i - 1) * 4
-  local deadline = store(KEYS[3 + i], ARGV[at], ARGV[at + 1], tonumber(ARGV[at + 2]), ARGV[at + 3], now, true)
-  if deadline > last then last = deadline end
-end
-prune(now, 16 + n)
-if last > 0 then keep_alive({A, E, T}, last, now) end
-return n
+return finish(function()
+  local now, n = now_ms(), tonumber(ARGV[1])
+  local last = 0
+  for i = 1, n do
+    local at = 2 + (i - 1) * 4
+    local deadline = store(KEYS[3 + i], ARGV[at], ARGV[at + 1], tonumber(ARGV[at + 2]), ARGV[at + 3], now, true)
+    if deadline > last then last = deadline end
+  end
+  prune(now, 16 + n)
+  if last > 0 then keep_alive(last, now) end
+  return n
+end)
 ]=]
 
 -- Merge top-level fields into a record, atomically, in one round trip.
@@ -121,39 +134,31 @@ return n
 -- the one it was stored with again.
 -- KEYS[4]: the record key; ARGV: key, active, default TTL ms, track, then
 -- per field: name, name as a JSON string, value as JSON. Returns the merged
--- JSON; errors: "NOTJSON <cause>", "NOTOBJECT ...", or Redis's own.
+-- JSON, or { "NOTJSON", record, cause } for a record that is not valid JSON
+-- (the client words the error as its own decoder does); errors:
+-- "NOTOBJECT ..." or Redis's own.
 local update = writes .. [=[
-local key, active, default_ttl, track = ARGV[1], ARGV[2] == '1', tonumber(ARGV[3]), ARGV[4] == '1'
-if track then
-  local refused = foreign_bucket_key()
-  if refused then return refused end
-end
-local fields, order = {}, {}
-for at = 5, #ARGV, 3 do
-  fields[ARGV[at]] = ARGV[at + 1] .. ':' .. ARGV[at + 2]
-  order[#order + 1] = ARGV[at]
-end
+local find, byte, sub = string.find, string.byte, string.sub
 
-local old = redis.pcall('GET', KEYS[4])
-if type(old) == 'table' and old.err then return old end
-
--- index just past the JSON string starting at i
+-- index just past the JSON string that starts at i
 local function after_string(s, i)
   local j = i + 1
   while true do
-    local q = string.find(s, '["\\]', j)
-    if string.byte(s, q) == 34 then return q + 1 end
+    local q = find(s, '["\\]', j)
+    if byte(s, q) == 34 then return q + 1 end
     j = q + 2
   end
 end
+
+-- index just past the JSON value that starts at i
 local function after_value(s, i)
-  local c = string.byte(s, i)
+  local c = byte(s, i)
   if c == 34 then return after_string(s, i) end
   if c == 123 or c == 91 then
     local depth, j = 0, i
     while true do
-      local p = string.find(s, '[{}%[%]"]', j)
-      local b = string.byte(s, p)
+      local p = find(s, '[{}%[%]"]', j)
+      local b = byte(s, p)
       if b == 34 then
         j = after_string(s, p)
       else
@@ -163,53 +168,87 @@ local function after_value(s, i)
       end
     end
   end
-  return string.find(s, '[,}%]%s]', i) or #s + 1
+  return find(s, '[,}%]%s]', i) or #s + 1
 end
-local function skip_space(s, i) return string.find(s, '[^%s]', i) end
 
-local parts, seen, px, ttl = {}, {}, default_ttl, default_ttl
-if old then
-  local ok, value = pcall(cjson.decode, old)
-  if not ok then return redis.error_reply('NOTJSON ' .. tostring(value)) end
-  local open = skip_space(old, 1)
-  if type(value) ~= 'table' or string.byte(old, open) ~= 123 then
-    return redis.error_reply('NOTOBJECT the record is not a JSON object')
+-- index of the first non-space at or after i (compact JSON: i itself)
+local function skip_space(s, i)
+  local b = byte(s, i)
+  if b ~= 32 and b ~= 9 and b ~= 10 and b ~= 13 then return i end
+  return find(s, '[^%s]', i)
+end
+
+-- Raises unless v holds only what the client's codec reads back: finite
+-- numbers and at most 128 levels of nesting (cjson alone would accept NaN,
+-- Infinity and 1000 levels). Returns v.
+local function check(v, depth)
+  local t = type(v)
+  if t == 'number' then
+    if v ~= v or v == math.huge or v == -math.huge then error('NaN or infinity', 0) end
+  elseif t == 'table' then
+    if depth > 128 then error('nesting deeper than 128 levels', 0) end
+    for _, item in pairs(v) do check(item, depth + 1) end
   end
-  local i = skip_space(old, open + 1)
-  while string.byte(old, i) ~= 125 do
-    local key_end = after_string(old, i)
-    local name = string.sub(old, i + 1, key_end - 2)
-    if string.find(name, '\\', 1, true) then name = cjson.decode(string.sub(old, i, key_end - 1)) end
-    local value_start = skip_space(old, skip_space(old, key_end) + 1)
-    local value_end = after_value(old, value_start)
-    if fields[name] then
-      if not seen[name] then parts[#parts + 1] = fields[name] end
-      seen[name] = true
-    else
-      parts[#parts + 1] = string.sub(old, i, value_end - 1)
+  return v
+end
+
+-- The members of the object text old, with the fields set: existing
+-- members keep their place (a set field's duplicates collapse into one),
+-- new fields come last.
+local function merge(old, fields, order)
+  local parts, seen = {}, {}
+  if old then
+    local i = skip_space(old, skip_space(old, 1) + 1)
+    while byte(old, i) ~= 125 do
+      local key_end = after_string(old, i)
+      local name = sub(old, i + 1, key_end - 2)
+      if find(name, '\\', 1, true) then name = cjson.decode(sub(old, i, key_end - 1)) end
+      local value_end = after_value(old, skip_space(old, skip_space(old, key_end) + 1))
+      if fields[name] then
+        if not seen[name] then parts[#parts + 1] = fields[name] end
+        seen[name] = true
+      else
+        parts[#parts + 1] = sub(old, i, value_end - 1)
+      end
+      i = skip_space(old, value_end)
+      if byte(old, i) == 44 then i = skip_space(old, i + 1) end
     end
-    i = skip_space(old, value_end)
-    if string.byte(old, i) == 44 then i = skip_space(old, i + 1) end
   end
-  ttl = tonumber(redis.call('HGET', T, key)) or default_ttl
-  if active then
-    px = ttl
-  else
-    px = redis.call('PTTL', KEYS[4])
-    if px < 0 then px = 0 end
+  for _, name in ipairs(order) do
+    if not seen[name] then parts[#parts + 1] = fields[name] end
   end
+  return '{' .. table.concat(parts, ',') .. '}'
 end
-for _, name in ipairs(order) do
-  if not seen[name] then parts[#parts + 1] = fields[name] end
-end
-local json = '{' .. table.concat(parts, ',') .. '}'
-local now = now_ms()
-local deadline = store(KEYS[4], key, json, px, ttl, now, track)
-if track then
-  prune(now, 17)
-  if deadline > 0 then keep_alive({A, E, T}, deadline, now) end
-end
-return json
+
+return finish(function()
+  local key, active, default_ttl, track = ARGV[1], ARGV[2] == '1', tonumber(ARGV[3]), ARGV[4] == '1'
+  local fields, order = {}, {}
+  for at = 5, #ARGV, 3 do
+    fields[ARGV[at]] = ARGV[at + 1] .. ':' .. ARGV[at + 2]
+    order[#order + 1] = ARGV[at]
+  end
+  local old = redis.pcall('GET', KEYS[4])
+  if type(old) == 'table' and old.err then return old end
+  local px, ttl = default_ttl, default_ttl
+  if old then
+    local ok, value = pcall(cjson.decode, old)
+    if ok then ok, value = pcall(check, value, 1) end
+    if not ok then return { 'NOTJSON', old, tostring(value) } end
+    if byte(old, skip_space(old, 1)) ~= 123 then
+      return redis.error_reply('NOTOBJECT the record is not a JSON object')
+    end
+    if track then ttl = tonumber(redis.call('HGET', T, key)) or default_ttl end
+    px = active and ttl or 0 -- 0: keep the time it has left
+  end
+  local json = merge(old, fields, order)
+  local now = track and now_ms() or 0
+  local deadline = store(KEYS[4], key, json, px, ttl, now, track)
+  if track then
+    prune(now, 17)
+    if deadline > 0 then keep_alive(deadline, now) end
+  end
+  return json
+end)
 ]=]
 
 -- DEL records of one bucket and their bookkeeping. KEYS[4..]: record keys;
