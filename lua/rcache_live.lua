@@ -114,8 +114,7 @@ end
 
 -- The plain command writing one record without bookkeeping.
 local function set_command(record)
-  if record[4] > 0 then return { "SET", record[1], record[3], "PX", record[4] } end
-  return { "SET", record[1], record[3], "KEEPTTL" }
+  return { "SET", record[1], record[3], "PX", record[4] }
 end
 
 --- update(key, fields) -> merged record
@@ -274,10 +273,21 @@ local function pages(cache, op, pattern)
       local page = {}
       if mget_at then
         local values = checked(op, replies[mget_at])
+        local missing = {}
         for i = 1, #keys do
-          if values[i] then -- gone since SCAN saw it: skip
+          if values[i] then
             local key = keys[i]:sub(skip + 1)
             page[#page + 1] = { key, internal.decode(cache, values[i], op, key) }
+          else
+            missing[#missing + 1] = { "TYPE", keys[i] }
+          end
+        end
+        -- MGET gives nil both for a record gone since SCAN saw it (skip it)
+        -- and for a key another client filled with a non-string (an error)
+        local types = #missing > 0 and internal.pipeline(cache, op, missing) or {}
+        for i = 1, #types do
+          if types[i] ~= "none" then
+            fail(op, "record %s: holds a %s, not a record", quote(missing[i][2]:sub(skip + 1)), types[i])
           end
         end
       end

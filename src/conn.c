@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -239,10 +240,23 @@ static void read_handshake(lua_State *L, conn *c, const char *op, int n, reply_b
   }
 }
 
+/* True if the idle connection has something to read: with no reply
+ * pending, that can only be the server closing it (restart, CLIENT KILL,
+ * its idle timeout). Never raises. */
+static int idle_conn_closed(const conn *c) {
+  struct pollfd p;
+  p.fd = c->ctx->fd;
+  p.events = POLLIN;
+  p.revents = 0;
+  return poll(&p, 1, 0) != 0;
+}
+
 void conn_ensure(lua_State *L, conn *c, const char *op) {
   int handshake;
   reply_box *box;
-  if (c->ctx && c->pending == 0) return;
+  /* a connection the server closed while idle is replaced before anything
+   * is sent on it, so the first call after a restart succeeds */
+  if (c->ctx && c->pending == 0 && !idle_conn_closed(c)) return;
   conn_close(c);
   box = reply_box_new(L);
   open_socket(L, c, op);

@@ -55,8 +55,9 @@ void conn_close(conn *c);
 
 /* Connects if not connected: AUTH, SELECT and SCRIPT LOAD in one round
  * trip. A connection left with unread replies (an operation that raised
- * half-way, or one interrupted by a finalizer that used the same cache) is
- * closed and opened again. [-0, +0, e] raises on failure. */
+ * half-way, or one interrupted by a finalizer that used the same cache), or
+ * one the server closed while it was idle, is opened again.
+ * [-0, +0, e] raises on failure. */
 void conn_ensure(lua_State *L, conn *c, const char *op);
 
 /* Queues one command (argv/lens, argc items) in the output buffer; nothing is

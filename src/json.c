@@ -760,8 +760,9 @@ static int dec_boolean(void *ud, int b) {
 }
 
 /* Pushes the float value of the number token s[0..len), read in the "C"
- * locale. [-0, +1, m] */
-static void dec_push_float(json_decoder *d, const char *s, size_t len) {
+ * locale, and returns 1; a value beyond the double range (1e999) is
+ * refused: pushes the message and returns 0. [-0, +1, m] */
+static int dec_push_float(json_decoder *d, const char *s, size_t len) {
   char buf[JSON_NUMBUF];
   double x;
   if (num_parse_decimal(s, len, &x)) {
@@ -775,7 +776,16 @@ static void dec_push_float(json_decoder *d, const char *s, size_t len) {
     x = strtod_l(lua_tostring(d->L, -1), NULL, d->loc);
     lua_pop(d->L, 1);
   }
+  if (!isfinite(x)) {
+    lua_pushlstring(d->L, s, len > 40 ? 40 : len);
+    lua_pushfstring(d->L, "number %s%s is out of range", lua_tostring(d->L, -1),
+                    len > 40 ? "..." : "");
+    lua_remove(d->L, -2);
+    d->failed = DEC_PUSHED;
+    return 0;
+  }
   lua_pushnumber(d->L, (lua_Number)x);
+  return 1;
 }
 
 /* Pushes the integer token s[0..len): an integer if it fits lua_Integer, else
@@ -793,8 +803,7 @@ static int dec_push_integer(json_decoder *d, const char *s, size_t len) {
       lua_pushinteger(d->L, mag == 0 ? 0 : -(lua_Integer)(mag - 1) - 1);
     return 1;
   }
-  dec_push_float(d, s, len); /* beyond lua_Integer, like Lua's lexer */
-  return 1;
+  return dec_push_float(d, s, len); /* beyond lua_Integer, like Lua's lexer */
 #else
   if (fits && mag <= (1ULL << 53)) {
     lua_pushnumber(d->L, neg ? -(lua_Number)mag : (lua_Number)mag);
@@ -815,10 +824,7 @@ static int dec_number(void *ud, const char *s, size_t len) {
   size_t i;
   for (i = 0; i < len; i++)
     if (s[i] == '.' || s[i] == 'e' || s[i] == 'E') break;
-  if (i < len)
-    dec_push_float(d, s, len);
-  else if (!dec_push_integer(d, s, len))
-    return 0;
+  if (!(i < len ? dec_push_float(d, s, len) : dec_push_integer(d, s, len))) return 0;
   return dec_add(d);
 }
 

@@ -127,9 +127,9 @@ end)
 -- Merge top-level fields into a record, atomically, in one round trip.
 -- The merge is done on the JSON text: the members being set get their new
 -- value text (encoded exactly by the client), the others keep theirs byte
--- for byte, new ones are appended. Redis's cjson only checks that the record
--- is a valid JSON object (its numbers are never re-encoded), and decodes
--- keys that contain escapes. A missing record is created with the default
+-- for byte, new ones are appended. The text is checked on the way by the
+-- same rules as the client's decoder (numbers are never converted, only
+-- range-checked); Redis's cjson only decodes keys that contain escapes. A missing record is created with the default
 -- TTL; an existing one keeps the TTL it has left, or with Active TTL gets
 -- the one it was stored with again.
 -- KEYS[4]: the record key; ARGV: key, active, default TTL ms, track, then
@@ -139,71 +139,109 @@ end)
 -- "NOTOBJECT ..." or Redis's own.
 local update = writes .. [=[
 local find, byte, sub = string.find, string.byte, string.sub
+-- what ends a run of plain string bytes: a quote, a backslash or a control byte
+local STRING_STOP = '["\\%z' .. string.char(1) .. '-' .. string.char(31) .. ']'
+local ESCAPES = { [34] = 1, [92] = 1, [47] = 1, [98] = 1, [102] = 1, [110] = 1, [114] = 1, [116] = 1 }
 
--- index just past the JSON string that starts at i
-local function after_string(s, i)
-  local j = i + 1
-  while true do
-    local q = find(s, '["\\]', j)
-    if byte(s, q) == 34 then return q + 1 end
-    j = q + 2
-  end
-end
+-- The parse below follows the client's decoder (RFC 8259, as yajl reads
+-- it) and raises on anything it would refuse, so the merge never writes a
+-- record the client could not read back. Each returns the index just past
+-- what it read.
+local function bad(what) error(what, 0) end
 
--- index just past the JSON value that starts at i
-local function after_value(s, i)
-  local c = byte(s, i)
-  if c == 34 then return after_string(s, i) end
-  if c == 123 or c == 91 then
-    local depth, j = 0, i
-    while true do
-      local p = find(s, '[{}%[%]"]', j)
-      local b = byte(s, p)
-      if b == 34 then
-        j = after_string(s, p)
-      else
-        depth = depth + ((b == 123 or b == 91) and 1 or -1)
-        j = p + 1
-        if depth == 0 then return j end
-      end
-    end
-  end
-  return find(s, '[,}%]%s]', i) or #s + 1
-end
-
--- index of the first non-space at or after i (compact JSON: i itself)
 local function skip_space(s, i)
   local b = byte(s, i)
   if b ~= 32 and b ~= 9 and b ~= 10 and b ~= 13 then return i end
-  return find(s, '[^%s]', i)
+  return find(s, '[^ \t\n\r]', i) or #s + 1
 end
 
--- Raises unless v holds only what the client's codec reads back: finite
--- numbers and at most 128 levels of nesting (cjson alone would accept NaN,
--- Infinity and 1000 levels). Returns v.
-local function check(v, depth)
-  local t = type(v)
-  if t == 'number' then
-    if v ~= v or v == math.huge or v == -math.huge then error('NaN or infinity', 0) end
-  elseif t == 'table' then
-    if depth > 128 then error('nesting deeper than 128 levels', 0) end
-    for _, item in pairs(v) do check(item, depth + 1) end
+local function after_string(s, i)
+  local j = i + 1
+  while true do
+    local q = find(s, STRING_STOP, j)
+    if not q then bad('unterminated string') end
+    local b = byte(s, q)
+    if b == 34 then return q + 1 end
+    if b ~= 92 then bad('control character in a string') end
+    local e = byte(s, q + 1)
+    if e == 117 then
+      if not find(s, '^%x%x%x%x', q + 2) then bad('bad \\u escape') end
+      j = q + 6
+    elseif ESCAPES[e] then
+      j = q + 2
+    else
+      bad('bad escape')
+    end
   end
-  return v
 end
 
--- The members of the object text old, with the fields set: existing
--- members keep their place (a set field's duplicates collapse into one),
--- new fields come last.
+local function after_number(s, i)
+  local _, e = find(s, '^-?0', i)
+  if not e then _, e = find(s, '^-?[1-9]%d*', i) end
+  if not e then bad('unexpected character at byte ' .. i) end
+  local _, f = find(s, '^%.%d+', e + 1)
+  if f then e = f elseif byte(s, e + 1) == 46 then bad('bad number') end
+  _, f = find(s, '^[eE][-+]?%d+', e + 1)
+  if f then e = f elseif find(s, '^[eE]', e + 1) then bad('bad number') end
+  local x = tonumber(sub(s, i, e))
+  if x ~= x or x == math.huge or x == -math.huge then bad('number out of range') end
+  return e + 1
+end
+
+local after_value
+local function after_container(s, i, depth, close, member)
+  if depth > 128 then bad('nesting deeper than 128 levels') end
+  local j = skip_space(s, i + 1)
+  if byte(s, j) == close then return j + 1 end
+  while true do
+    if member then
+      if byte(s, j) ~= 34 then bad('expected a key') end
+      j = skip_space(s, after_string(s, j))
+      if byte(s, j) ~= 58 then bad("expected ':'") end
+      j = skip_space(s, j + 1)
+    end
+    j = skip_space(s, after_value(s, j, depth))
+    local b = byte(s, j)
+    if b == close then return j + 1 end
+    if b ~= 44 then bad("expected ',' or a closing bracket") end
+    j = skip_space(s, j + 1)
+  end
+end
+
+after_value = function(s, i, depth)
+  local c = byte(s, i)
+  if c == 34 then return after_string(s, i) end
+  if c == 123 then return after_container(s, i, depth + 1, 125, true) end
+  if c == 91 then return after_container(s, i, depth + 1, 93, false) end
+  for _, word in ipairs({ 'true', 'false', 'null' }) do
+    if find(s, '^' .. word, i) then return i + #word end
+  end
+  return after_number(s, i)
+end
+
+-- The members of the object text old, checked, with the fields set:
+-- existing members keep their bytes and their place (a set field's
+-- duplicates collapse into one), new fields come last.
 local function merge(old, fields, order)
   local parts, seen = {}, {}
   if old then
-    local i = skip_space(old, skip_space(old, 1) + 1)
+    local i = skip_space(old, 1)
+    if byte(old, i) ~= 123 then
+      after_value(old, i, 0)
+      error({ notobject = true })
+    end
+    i = skip_space(old, i + 1)
     while byte(old, i) ~= 125 do
+      if byte(old, i) ~= 34 then bad('expected a key') end
       local key_end = after_string(old, i)
       local name = sub(old, i + 1, key_end - 2)
-      if find(name, '\\', 1, true) then name = cjson.decode(sub(old, i, key_end - 1)) end
-      local value_end = after_value(old, skip_space(old, skip_space(old, key_end) + 1))
+      if find(name, '\\', 1, true) then
+        local ok, decoded = pcall(cjson.decode, sub(old, i, key_end - 1))
+        if ok then name = decoded end
+      end
+      local colon = skip_space(old, key_end)
+      if byte(old, colon) ~= 58 then bad("expected ':'") end
+      local value_end = after_value(old, skip_space(old, colon + 1), 1)
       if fields[name] then
         if not seen[name] then parts[#parts + 1] = fields[name] end
         seen[name] = true
@@ -211,8 +249,14 @@ local function merge(old, fields, order)
         parts[#parts + 1] = sub(old, i, value_end - 1)
       end
       i = skip_space(old, value_end)
-      if byte(old, i) == 44 then i = skip_space(old, i + 1) end
+      if byte(old, i) == 44 then
+        i = skip_space(old, i + 1)
+        if byte(old, i) ~= 34 then bad('expected a key') end
+      elseif byte(old, i) ~= 125 then
+        bad("expected ',' or '}'")
+      end
     end
+    if skip_space(old, i + 1) <= #old then bad('trailing garbage') end
   end
   for _, name in ipairs(order) do
     if not seen[name] then parts[#parts + 1] = fields[name] end
@@ -229,18 +273,18 @@ return finish(function()
   end
   local old = redis.pcall('GET', KEYS[4])
   if type(old) == 'table' and old.err then return old end
-  local px, ttl = default_ttl, default_ttl
-  if old then
-    local ok, value = pcall(cjson.decode, old)
-    if ok then ok, value = pcall(check, value, 1) end
-    if not ok then return { 'NOTJSON', old, tostring(value) } end
-    if byte(old, skip_space(old, 1)) ~= 123 then
+  local ok, json = pcall(merge, old, fields, order)
+  if not ok then
+    if type(json) == 'table' and json.notobject then
       return redis.error_reply('NOTOBJECT the record is not a JSON object')
     end
+    return { 'NOTJSON', old, tostring(json) }
+  end
+  local px, ttl = default_ttl, default_ttl
+  if old then
     if track then ttl = tonumber(redis.call('HGET', T, key)) or default_ttl end
     px = active and ttl or 0 -- 0: keep the time it has left
   end
-  local json = merge(old, fields, order)
   local now = track and now_ms() or 0
   local deadline = store(KEYS[4], key, json, px, ttl, now, track)
   if track then
