@@ -158,6 +158,18 @@ static int append_script_loads(lua_State *L, conn *c, const char *op) {
   return n;
 }
 
+/* Fails the connection for an error reply r to one of its set-up commands,
+ * named by what; a server that wants a password we did not send says
+ * NOAUTH whatever the command was. Does not return. */
+static int fail_setup(lua_State *L, conn *c, const char *op, const char *what,
+                      const redisReply *r) {
+  char cause[200];
+  const char *text = r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply";
+  if (strncmp(text, "NOAUTH", 6) == 0) what = "authentication required";
+  snprintf(cause, sizeof cause, "%s: %s", what, text);
+  return conn_fail(L, c, op, cause);
+}
+
 /* Reads the replies to append_script_loads, in order, and keeps the SHAs. */
 static void read_script_loads(lua_State *L, conn *c, const char *op, reply_box *box) {
   int i;
@@ -166,10 +178,9 @@ static void read_script_loads(lua_State *L, conn *c, const char *op, reply_box *
     if (c->scripts[i] == NULL) continue;
     r = conn_read(L, c, op, box);
     if (r->type != REDIS_REPLY_STRING || r->len != 40) {
-      char cause[200];
-      snprintf(cause, sizeof cause, "cannot load the %s script: %s", script_names[i],
-               r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
-      conn_fail(L, c, op, cause);
+      char what[64];
+      snprintf(what, sizeof what, "cannot load the %s script", script_names[i]);
+      fail_setup(L, c, op, what, r);
     }
     memcpy(c->shas[i], r->str, 40);
     c->shas[i][40] = '\0';
@@ -230,13 +241,8 @@ static void read_handshake(lua_State *L, conn *c, const char *op, int n, reply_b
   int i;
   for (i = 0; i < n; i++) {
     redisReply *r = conn_read(L, c, op, box);
-    if (r->type == REDIS_REPLY_ERROR) {
-      char cause[200];
-      int auth = c->password && i == 0;
-      snprintf(cause, sizeof cause, "%s: %s", auth ? "authentication failed" : "SELECT failed",
-               r->str);
-      conn_fail(L, c, op, cause);
-    }
+    if (r->type == REDIS_REPLY_ERROR)
+      fail_setup(L, c, op, c->password && i == 0 ? "authentication failed" : "SELECT failed", r);
   }
 }
 
