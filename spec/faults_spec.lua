@@ -498,7 +498,8 @@ end)
 
 describe("requirepass and ACL users", function()
   local PASS, USER, USER_PASS = "s3cret-pw", "app", "app-pw"
-  local CONFIG = { "requirepass " .. PASS, "user " .. USER .. " on >" .. USER_PASS .. " ~* +@all" }
+  local CONFIG = { "requirepass " .. PASS, "user " .. USER .. " on >" .. USER_PASS .. " ~* +@all",
+    "user nopw on nopass ~* +@all" }
   local server
   setup(function() server = Server.new(CONFIG) end)
   teardown(function() server:destroy() end)
@@ -520,6 +521,9 @@ describe("requirepass and ACL users", function()
       return { url = ("redis://:%s@127.0.0.1:%d/2"):format(PASS, server.port) } end },
     { "unix:// url with user and password", function()
       return { url = ("unix://%s:%s@%s"):format(USER, USER_PASS, server.socket) } end },
+    { "a username alone (an ACL user with nopass)", function() return { socket = server.socket, username = "nopw" } end },
+    { "redis:// url with a username alone", function()
+      return { url = ("redis://nopw@127.0.0.1:%d"):format(server.port) } end },
   } do
     it("right credentials work: " .. case[1], function()
       local opts = case[2]()

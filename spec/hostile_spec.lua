@@ -620,7 +620,7 @@ describe("metatables on values", function()
     end)
   end
 
-  it("an update whose fields' __pairs yields leaves no WATCH behind", function()
+  it("an update whose fields' __pairs would yield runs it not, and leaves the connection clean", function()
     cache.k = { a = 1 }
     local fields = setmetatable({ b = 2 }, {
       __pairs = function(t)
@@ -630,8 +630,8 @@ describe("metatables on values", function()
     })
     local co = coroutine.create(function() return cache:update("k", fields) end)
     assert.is_true((coroutine.resume(co)))
-    -- whatever happened inside, the cache must not be left with the record
-    -- WATCHed: another client changes it, then an add must go through
+    -- whatever happened inside, the connection must be left clean: another
+    -- client changes the record, then a transaction (add) must go through
     H.raw("SET", record_key(cache, "k"), '{"a":5}')
     assert.equal(1, cache:add { other = 1 })
     assert.equal(1, cache.other)
@@ -715,7 +715,7 @@ describe("records another client wrote", function()
       assert.equal(case[1], H.raw("TYPE", rk)) -- the update wrote nothing
       assert.is_true(cache:exists("bad"))
       assert.equal(math.huge, cache:ttl("bad"))
-      -- an update's WATCH is not left behind: the record changes, add goes through
+      -- the failed update leaves the connection clean: the record changes, add goes through
       H.raw("PEXPIRE", rk, 100000)
       assert.equal(1, cache:add { other = 1 })
       assert.is_true(cache:delete_record("other"))
@@ -853,7 +853,7 @@ describe("records another client wrote", function()
       assert.equal(text, raw_get(cache, "k"))
     end
     H.raw("SET", record_key(cache, "k"), "[1]")
-    assert.equal(1, cache:add { other = 1 }) -- no WATCH left behind
+    assert.equal(1, cache:add { other = 1 }) -- the connection is clean
     assert.is_true(cache:delete_record("other"))
     recovers("k")
   end)

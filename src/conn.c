@@ -210,17 +210,19 @@ static void open_socket(lua_State *L, conn *c, const char *op) {
 /* Queues AUTH and SELECT as the settings ask; returns how many. */
 static int append_handshake(lua_State *L, conn *c, const char *op) {
   int n = 0;
-  if (c->password) {
-    const char *argv[3] = {"AUTH", c->username, c->password};
+  if (c->password || c->username) {
+    /* a username alone is an ACL user with nopass: any password will do */
+    const char *password = c->password ? c->password : "";
+    const char *argv[3] = {"AUTH", c->username, password};
     size_t lens[3] = {4, 0, 0};
     int argc = 2;
     if (c->username) {
       lens[1] = strlen(c->username);
-      lens[2] = strlen(c->password);
+      lens[2] = strlen(password);
       argc = 3;
     } else {
-      argv[1] = c->password;
-      lens[1] = strlen(c->password);
+      argv[1] = password;
+      lens[1] = strlen(password);
     }
     conn_append(L, c, op, argc, argv, lens);
     n++;
@@ -242,7 +244,7 @@ static void read_handshake(lua_State *L, conn *c, const char *op, int n, reply_b
   for (i = 0; i < n; i++) {
     redisReply *r = conn_read(L, c, op, box);
     if (r->type == REDIS_REPLY_ERROR)
-      fail_setup(L, c, op, c->password && i == 0 ? "authentication failed" : "SELECT failed", r);
+      fail_setup(L, c, op, (c->password || c->username) && i == 0 ? "authentication failed" : "SELECT failed", r);
   }
 }
 

@@ -182,9 +182,6 @@ function M.resolve(options, getenv, op)
     local ok = checks[name](value)
     if ok ~= true then fail(op, "setting '%s' must be %s, got %s", name, ok, tostring(value)) end
   end
-  if s.username and not s.password then
-    fail(op, "a username needs a password (AUTH takes both)")
-  end
   if s.active_ttl and not s.track then
     fail(op, "active_ttl needs track = true (the stored TTL is part of the bookkeeping)")
   end
