@@ -6,6 +6,8 @@
 #   make test          the same set-up, then every spec (busted)
 #   make rock          luarocks make into build/tree and require it from there
 #   make check-clang   build with clang, -Werror
+#   make test-load     4 processes x LOAD_OPS mixed operations, then the same
+#                      across a server restart, with a consistency check
 #
 # Switches: LUA_VERSION=5.4 (the runtime built for and tested on),
 # CC=cc, CFLAGS (default -O2 -g), WERROR=1 (0 lets packagers drop -Werror).
@@ -38,7 +40,7 @@ export LUA_CPATH := ./$(BUILD)/?.so;;
 BUSTED := busted --lua=$(LUA) -o spec/support/summary.lua
 WITH_REDIS := spec/support/with-redis
 
-.PHONY: all deps build demo test rock check-clang clean
+.PHONY: all deps build demo test test-load rock check-clang clean
 
 all: build
 
@@ -68,6 +70,10 @@ demo: deps build
 
 test: deps build
 	$(WITH_REDIS) $(BUSTED) spec
+
+LOAD_OPS ?= 50000
+test-load: deps build
+	LUA=$(LUA) spec/load/run.sh $(LOAD_OPS)
 
 rock: deps
 	rm -rf build/tree

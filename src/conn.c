@@ -160,12 +160,14 @@ static int append_script_loads(lua_State *L, conn *c, const char *op) {
 
 /* Fails the connection for an error reply r to one of its set-up commands,
  * named by what; a server that wants a password we did not send says
- * NOAUTH whatever the command was. Does not return. */
+ * NOAUTH, and one still reading its data says LOADING, whatever the
+ * command was. Does not return. */
 static int fail_setup(lua_State *L, conn *c, const char *op, const char *what,
                       const redisReply *r) {
   char cause[200];
   const char *text = r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply";
   if (strncmp(text, "NOAUTH", 6) == 0) what = "authentication required";
+  if (strncmp(text, "LOADING", 7) == 0) what = "the server is not ready";
   snprintf(cause, sizeof cause, "%s: %s", what, text);
   return conn_fail(L, c, op, cause);
 }

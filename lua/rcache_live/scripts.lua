@@ -93,7 +93,7 @@ local function prune(now, limit)
   local stale = redis.call('ZRANGEBYSCORE', E, '-inf', now, 'LIMIT', 0, limit)
   for _, key in ipairs(stale) do
     local left = redis.call('PTTL', record_prefix .. key)
-    if left > 0 then
+    if left >= 0 then -- (0: in its last millisecond, still readable)
       redis.call('ZADD', E, now + left, key)
     elseif left == -1 then
       redis.call('ZREM', E, key)
