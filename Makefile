@@ -8,6 +8,10 @@
 #   make check-clang   build with clang, -Werror
 #   make test-load     4 processes x LOAD_OPS mixed operations, then the same
 #                      across a server restart, with a consistency check
+#   make test-asan     every spec with the module built with ASan + UBSan
+#   make test-valgrind the specs under valgrind (spec/support/valgrind.sh)
+#   make fuzz-smoke    the libFuzzer targets, 30 s each (CI)
+#   make fuzz          30 min each, both at once, then minimize the corpus
 #
 # Switches: LUA_VERSION=5.4 (the runtime built for and tested on),
 # CC=cc, CFLAGS (default -O2 -g), WERROR=1 (0 lets packagers drop -Werror).
@@ -32,7 +36,7 @@ LIBS := -lhiredis -lyajl
 
 # Debian packages: to build, to run the specs and the demo.
 DEBS := make gcc lua$(LUA_VERSION) liblua$(LUA_VERSION)-dev libhiredis-dev libyajl-dev \
-        lua-busted lua-cjson luarocks redis-server redis-tools
+        lua-busted lua-cjson luarocks redis-server redis-tools clang libclang-rt-dev valgrind
 
 export LUA_PATH := ./lua/?.lua;./lua/?/init.lua;./spec/?.lua;;
 export LUA_CPATH := ./$(BUILD)/?.so;;
@@ -40,7 +44,7 @@ export LUA_CPATH := ./$(BUILD)/?.so;;
 BUSTED := busted --lua=$(LUA) -o spec/support/summary.lua
 WITH_REDIS := spec/support/with-redis
 
-.PHONY: all deps build demo test test-load rock check-clang clean
+.PHONY: all deps build demo test test-load test-asan test-valgrind fuzz-smoke fuzz rock check-clang clean
 
 all: build
 
@@ -74,6 +78,18 @@ test: deps build
 LOAD_OPS ?= 50000
 test-load: deps build
 	LUA=$(LUA) spec/load/run.sh $(LOAD_OPS)
+
+test-asan: deps
+	spec/support/asan.sh
+
+test-valgrind: deps
+	spec/support/valgrind.sh
+
+fuzz-smoke: deps
+	spec/fuzz/run.sh 30
+
+fuzz: deps
+	FUZZ_PARALLEL=1 FUZZ_MINIMIZE=1 spec/fuzz/run.sh 1800
 
 rock: deps
 	rm -rf build/tree
