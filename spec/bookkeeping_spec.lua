@@ -65,11 +65,7 @@ local function keys_per_bucket(cache, ns, tag, n)
   return found
 end
 
-local function count(t)
-  local n = 0
-  for _ in pairs(t) do n = n + 1 end
-  return n
-end
+local count = H.count
 
 local CLEANUP_ERR = "^rcache_live: cleanup_inactive_records: past_minutes must be a number >= 0, got "
 

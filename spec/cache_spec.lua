@@ -6,23 +6,7 @@ local rcache = require "rcache_live"
 local H = require "support.helpers"
 local cjson = require "cjson"
 
--- A literal string as a Lua pattern.
-local function lit(s)
-  return (s:gsub("%p", "%%%0"))
-end
-
--- Bit-for-bit equality of two floats (keeps -0.0 apart from 0.0).
-local function same_float(x, y)
-  return math.type(x) == "float" and math.type(y) == "float"
-    and string.pack("<d", x) == string.pack("<d", y)
-end
-
--- Wall clock in seconds (luasystem comes with busted; whole seconds otherwise).
-local clock = os.time
-do
-  local ok, system = pcall(require, "system")
-  if ok and system.gettime then clock = system.gettime end
-end
+local lit, same_float, clock = H.lit, H.same_float, H.clock
 
 -- n tables nested in each other: nested(1) = { 1 }, nested(2) = { { 1 } }.
 local function nested(n)

@@ -6,10 +6,7 @@ local config = require "rcache_live.config"
 local rcache = require "rcache_live"
 local H = require "support.helpers"
 
--- A literal string as a Lua pattern.
-local function lit(s)
-  return (s:gsub("%p", "%%%0"))
-end
+local lit = H.lit
 
 -- A getenv reading only the given table.
 local function env(vars)

@@ -10,10 +10,7 @@ local system = require "system" -- luasystem comes with busted
 
 local now = system.monotime
 
--- A literal string as a Lua pattern.
-local function lit(s)
-  return (s:gsub("%p", "%%%0"))
-end
+local lit = H.lit
 
 local deepcompare = require("luassert.util").deepcompare
 

@@ -7,17 +7,9 @@
 local rcache = require "rcache_live"
 local H = require "support.helpers"
 
--- A literal string as a Lua pattern.
-local function lit(s)
-  return (s:gsub("%p", "%%%0"))
-end
+local lit = H.lit
 
--- Wall clock in seconds (luasystem comes with busted; whole seconds otherwise).
-local clock = os.time
-do
-  local ok, system = pcall(require, "system")
-  if ok and system.gettime then clock = system.gettime end
-end
+local clock = H.clock
 
 -- Runs fn and returns the seconds it took, then its results.
 local function timed(fn)

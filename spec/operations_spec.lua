@@ -8,7 +8,7 @@ local H = require "support.helpers"
 local function escape(s) return (s:gsub("[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0")) end
 
 -- Bit-for-bit equality of two floats.
-local function same_float(x, y) return string.pack("<d", x) == string.pack("<d", y) end
+local same_float = H.same_float
 
 -- The command names of MONITOR lines: { "EVALSHA", "GET", ... }.
 local function names(lines)
@@ -25,11 +25,7 @@ local function warm_cache(options)
   return cache, ns
 end
 
-local function count(t)
-  local n = 0
-  for _ in pairs(t) do n = n + 1 end
-  return n
-end
+local count = H.count
 
 -- The record's stored bytes (false when it does not exist).
 local function stored(cache, key) return H.raw("GET", H.record_key(cache, key)) end

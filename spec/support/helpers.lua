@@ -109,6 +109,31 @@ function H.command_name(line)
   return (line:match('^"([^"]+)"') or ""):upper()
 end
 
+--- A literal string as a Lua pattern.
+function H.lit(s)
+  return (s:gsub("%p", "%%%0"))
+end
+
+--- The number of entries of a table.
+function H.count(t)
+  local n = 0
+  for _ in pairs(t) do n = n + 1 end
+  return n
+end
+
+--- Bit-for-bit equality of two floats (keeps -0.0 apart from 0.0).
+function H.same_float(x, y)
+  return math.type(x) == "float" and math.type(y) == "float"
+    and string.pack("<d", x) == string.pack("<d", y)
+end
+
+--- Wall clock in seconds (luasystem comes with busted; whole seconds otherwise).
+H.clock = os.time
+do
+  local ok, system = pcall(require, "system")
+  if ok and system.gettime then H.clock = system.gettime end
+end
+
 --- pcall fn and return the error message (fails the test if fn succeeds).
 function H.error_of(fn, ...)
   local ok, err = pcall(fn, ...)
