@@ -12,6 +12,8 @@
 #   make test-valgrind the specs under valgrind (spec/support/valgrind.sh)
 #   make fuzz-smoke    the libFuzzer targets, 30 s each (CI)
 #   make fuzz          30 min each, both at once, then minimize the corpus
+#   make bench         benchmarks against redis-benchmark and a bare hiredis loop
+#                      in the same run (BENCH=--quick for a short run)
 #
 # Switches: LUA_VERSION=5.4 (the runtime built for and tested on),
 # CC=cc, CFLAGS (default -O2 -g), WERROR=1 (0 lets packagers drop -Werror).
@@ -44,7 +46,7 @@ export LUA_CPATH := ./$(BUILD)/?.so;;
 BUSTED := busted --lua=$(LUA) -o spec/support/summary.lua
 WITH_REDIS := spec/support/with-redis
 
-.PHONY: all deps build demo test test-load test-asan test-valgrind fuzz-smoke fuzz rock check-clang clean
+.PHONY: all deps bench-deps build demo test test-load test-asan test-valgrind fuzz-smoke fuzz bench rock check-clang clean
 
 all: build
 
@@ -90,6 +92,19 @@ fuzz-smoke: deps
 
 fuzz: deps
 	FUZZ_PARALLEL=1 FUZZ_MINIMIZE=1 spec/fuzz/run.sh 1800
+
+# The pure-Lua peer (redis-lua over luasocket) and a wall clock for the bench.
+BENCH_DEBS := lua-redis lua-system
+
+bench-deps: deps
+	@$(MAKE) --no-print-directory deps DEBS="$(BENCH_DEBS)"
+
+bench: bench-deps build build/bench/hiredis_loop
+	$(WITH_REDIS) $(LUA) bench/bench.lua $(BENCH)
+
+build/bench/hiredis_loop: bench/hiredis_loop.c
+	mkdir -p build/bench
+	$(CC) -O2 $(WARN) -std=c99 -o $@ bench/hiredis_loop.c -lhiredis
 
 rock: deps
 	rm -rf build/tree
