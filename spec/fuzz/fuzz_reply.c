@@ -49,33 +49,9 @@ const char *__asan_default_options(void) {
 }
 
 static lua_State *L;
-static const uint8_t *cur_data;
-static size_t cur_size;
 
-static void fail(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
-static void fail(const char *fmt, ...) {
-  va_list ap;
-  size_t i;
-  fprintf(stderr, "\nfuzz_reply: property violated: ");
-  va_start(ap, fmt);
-  vfprintf(stderr, fmt, ap);
-  va_end(ap);
-  fprintf(stderr, "\ninput (%zu bytes, first 200 escaped): \"", cur_size);
-  for (i = 0; i < cur_size && i < 200; i++) {
-    unsigned char c = cur_data[i];
-    if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\')
-      fputc(c, stderr);
-    else
-      fprintf(stderr, "\\x%02x", c);
-  }
-  fprintf(stderr, "\"\n");
-  abort();
-}
-
-#define CHECK(cond, ...) \
-  do {                   \
-    if (!(cond)) fail(__VA_ARGS__); \
-  } while (0)
+#define FUZZ_NAME "fuzz_reply"
+#include "fuzz_common.h"
 
 /* The Lua value at absolute index idx is what reply_push must make of r. */
 static void check_pushed(lua_State *S, int idx, const redisReply *r) {
