@@ -38,7 +38,9 @@ LIBS := -lhiredis -lyajl
 
 # Debian packages: to build, to run the specs and the demo.
 DEBS := make gcc lua$(LUA_VERSION) liblua$(LUA_VERSION)-dev libhiredis-dev libyajl-dev \
-        lua-busted lua-cjson luarocks redis-server redis-tools clang libclang-rt-dev valgrind
+        lua-busted lua-cjson luarocks redis-server redis-tools
+# ... and for the sanitizer, valgrind and fuzz runs.
+CHECK_DEBS := clang libclang-rt-dev valgrind
 
 export LUA_PATH := ./lua/?.lua;./lua/?/init.lua;./spec/?.lua;;
 export LUA_CPATH := ./$(BUILD)/?.so;;
@@ -46,7 +48,7 @@ export LUA_CPATH := ./$(BUILD)/?.so;;
 BUSTED := busted --lua=$(LUA) -o spec/support/summary.lua
 WITH_REDIS := spec/support/with-redis
 
-.PHONY: all deps bench-deps build demo test test-load test-asan test-valgrind fuzz-smoke fuzz bench rock check-clang clean
+.PHONY: all deps check-deps bench-deps build demo test test-load test-asan test-valgrind fuzz-smoke fuzz bench rock check-clang clean
 
 all: build
 
@@ -81,16 +83,19 @@ LOAD_OPS ?= 50000
 test-load: deps build
 	LUA=$(LUA) spec/load/run.sh $(LOAD_OPS)
 
-test-asan: deps
+check-deps: deps
+	@$(MAKE) --no-print-directory deps DEBS="$(CHECK_DEBS)"
+
+test-asan: check-deps
 	spec/support/asan.sh
 
-test-valgrind: deps
+test-valgrind: check-deps
 	spec/support/valgrind.sh
 
-fuzz-smoke: deps
+fuzz-smoke: check-deps
 	spec/fuzz/run.sh 30
 
-fuzz: deps
+fuzz: check-deps
 	FUZZ_PARALLEL=1 FUZZ_MINIMIZE=1 spec/fuzz/run.sh 1800
 
 # The pure-Lua peer (redis-lua over luasocket) and a wall clock for the bench.
@@ -112,7 +117,7 @@ rock: deps
 	eval "$$(luarocks --lua-version=$(LUA_VERSION) path --tree=build/tree)" && \
 	  cd / && $(LUA) -e 'local r = require "rcache_live"; print("rcache_live " .. r._VERSION .. " from " .. package.searchpath("rcache_live.core", package.cpath))'
 
-check-clang:
+check-clang: check-deps
 	$(MAKE) --no-print-directory CC=clang BUILD=build/clang-$(LUA_VERSION) build
 
 clean:
