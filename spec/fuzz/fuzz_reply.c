@@ -97,49 +97,6 @@ static void check_pushed(lua_State *S, int idx, const redisReply *r) {
   }
 }
 
-/* 1 if the values at absolute indices a and b are equal (reply shapes:
- * integers, strings, booleans, tables of those). */
-static int same_value(lua_State *S, int a, int b) {
-  int t = lua_type(S, a), ok = 1;
-  if (t != lua_type(S, b)) return 0;
-  switch (t) {
-    case LUA_TNUMBER:
-      return lua_isinteger(S, a) && lua_isinteger(S, b) && lua_tointeger(S, a) == lua_tointeger(S, b);
-    case LUA_TBOOLEAN:
-      return lua_toboolean(S, a) == lua_toboolean(S, b);
-    case LUA_TSTRING: {
-      size_t la, lb;
-      const char *sa = lua_tolstring(S, a, &la), *sb = lua_tolstring(S, b, &lb);
-      return la == lb && memcmp(sa, sb, la) == 0;
-    }
-    case LUA_TTABLE: {
-      long long na = 0, nb = 0;
-      luaL_checkstack(S, 6, "fuzz_reply: same_value");
-      lua_pushnil(S);
-      while (ok && lua_next(S, a)) {
-        int top = lua_gettop(S);
-        na++;
-        lua_pushvalue(S, top - 1);
-        lua_rawget(S, b);
-        ok = same_value(S, top, top + 1);
-        lua_settop(S, top - 1);
-      }
-      if (!ok) {
-        lua_pop(S, 1);
-        return 0;
-      }
-      lua_pushnil(S);
-      while (lua_next(S, b)) {
-        nb++;
-        lua_pop(S, 1);
-      }
-      return na == nb;
-    }
-    default:
-      return 0;
-  }
-}
-
 /* Reads every complete reply from the reader into the box, pushes it and
  * appends it to the table at results (count in *n). Returns 0 once the reader
  * has failed (its errstr tells why). */

@@ -62,6 +62,17 @@ function H.sleep(s)
   os.execute("sleep " .. s)
 end
 
+-- Waits (2 s at most) until the file's text matches pattern.
+local function wait_for(file, pattern)
+  for _ = 1, 100 do
+    local f = io.open(file)
+    local text = f and f:read("a") or ""
+    if f then f:close() end
+    if text:find(pattern) then return end
+    os.execute("sleep 0.02")
+  end
+end
+
 --- Runs fn while MONITOR records the server; returns fn's results and the
 -- list of commands (as text lines) sent by clients other than scripts and
 -- the monitor, e.g. '"EVALSHA" "..." "4" ...'.
@@ -70,23 +81,10 @@ function H.monitor(fn)
   local pidfile = file .. ".pid"
   os.execute(("(redis-cli -s %s monitor > %s 2>&1 & echo $! > %s)"):format(
     shell_quote(H.socket), shell_quote(file), shell_quote(pidfile)))
-  -- wait until MONITOR is attached: it prints OK
-  for _ = 1, 100 do
-    local f = io.open(file)
-    local head = f and f:read("a") or ""
-    if f then f:close() end
-    if head:find("OK") then break end
-    os.execute("sleep 0.02")
-  end
+  wait_for(file, "OK") -- MONITOR is attached
   local results = table.pack(fn())
   H.raw("PING", "monitor-end-marker")
-  for _ = 1, 100 do
-    local f = io.open(file)
-    local text = f and f:read("a") or ""
-    if f then f:close() end
-    if text:find("monitor%-end%-marker") then break end
-    os.execute("sleep 0.02")
-  end
+  wait_for(file, "monitor%-end%-marker") -- everything before it is recorded
   local pf = io.open(pidfile)
   local pid = pf:read("l")
   pf:close()
