@@ -12,7 +12,7 @@ local config = require "rcache_live.config"
 local scripts = require "rcache_live.scripts"
 local json = require "rcache_live.json"
 
-local type, pairs, next, error, tostring, tonumber = type, pairs, next, error, tostring, tonumber
+local type, pairs, next, error, tostring = type, pairs, next, error, tostring
 local getmetatable, rawget = getmetatable, rawget
 local rawlen = rawlen or function(t) return #t end -- 5.1: # runs no __len on tables
 local floor = math.floor
