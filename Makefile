@@ -14,11 +14,20 @@
 #   make fuzz          30 min each, both at once, then minimize the corpus
 #   make bench         benchmarks against redis-benchmark and a bare hiredis loop
 #                      in the same run (BENCH=--quick for a short run)
+#   make test-nginx    the nginx spec: a real nginx with the lua module runs
+#                      examples/nginx/ over cosockets (module built for LuaJIT)
+#   make bench-nginx   wrk against our nginx endpoint and the same one written
+#                      with lua-resty-redis, in the same nginx
 #
-# Switches: LUA_VERSION=5.4 (the runtime built for and tested on),
+# Switches: LUA_VERSION=5.4 (the runtime built for and tested on; luajit
+# builds the module nginx's lua module loads),
 # CC=cc, CFLAGS (default -O2 -g), WERROR=1 (0 lets packagers drop -Werror).
 
 LUA_VERSION ?= 5.4
+ifeq ($(LUA_VERSION),luajit)
+LUA ?= luajit
+LUA_INC ?= /usr/include/luajit-2.1
+endif
 LUA ?= lua$(LUA_VERSION)
 CC ?= cc
 CFLAGS ?= -O2 -g
@@ -48,7 +57,7 @@ export LUA_CPATH := ./$(BUILD)/?.so;;
 BUSTED := busted --lua=$(LUA) -o spec/support/summary.lua
 WITH_REDIS := spec/support/with-redis
 
-.PHONY: all deps check-deps bench-deps build demo test test-load test-asan test-valgrind fuzz-smoke fuzz bench rock check-clang clean
+.PHONY: all deps check-deps bench-deps nginx-deps build build-luajit demo test test-nginx bench-nginx test-load test-asan test-valgrind fuzz-smoke fuzz bench rock check-clang clean
 
 all: build
 
@@ -82,6 +91,24 @@ test: deps build
 LOAD_OPS ?= 50000
 test-load: deps build
 	LUA=$(LUA) spec/load/run.sh $(LOAD_OPS)
+
+# nginx with the lua module (LuaJIT), Debian's resty.core and lua-resty-redis
+# (the peer of the nginx bench), the LuaJIT headers, curl for the spec's
+# requests and wrk for the bench.
+NGINX_DEBS := nginx libnginx-mod-http-lua lua-resty-core lua-nginx-redis \
+              luajit2 libluajit2-5.1-dev curl wrk
+
+nginx-deps: deps
+	@$(MAKE) --no-print-directory deps DEBS="$(NGINX_DEBS)"
+
+build-luajit:
+	@$(MAKE) --no-print-directory build LUA_VERSION=luajit
+
+test-nginx: nginx-deps build build-luajit
+	$(BUSTED) --run=nginx
+
+bench-nginx: nginx-deps build build-luajit
+	$(LUA) bench/nginx/bench.lua $(BENCH)
 
 check-deps: deps
 	@$(MAKE) --no-print-directory deps DEBS="$(CHECK_DEBS)"

@@ -160,12 +160,15 @@ function Nginx:error_log()
   return read_file(self.dir .. "/error.log")
 end
 
--- True while pid is the nginx master this helper started.
+-- True while pid is the nginx master this helper started: running, not a
+-- zombie, and named nginx with our configuration (its command line reads
+-- empty for a moment while nginx rewrites it into "nginx: master process").
 function Nginx:_ours(pid)
-  local cmdline = read_file("/proc/" .. pid .. "/cmdline") or ""
   local status = read_file("/proc/" .. pid .. "/status") or ""
-  return cmdline:find(self.dir .. "/nginx.conf", 1, true) ~= nil
-    and status:match("\nState:%s*(%a)") ~= "Z"
+  local state = status:match("\nState:%s*(%a)")
+  if state == nil or state == "Z" or not status:match("^Name:%s*nginx") then return false end
+  local cmdline = read_file("/proc/" .. pid .. "/cmdline") or ""
+  return cmdline == "" or cmdline:find(self.dir .. "/nginx.conf", 1, true) ~= nil
 end
 
 -- Writes the configuration, checks it (nginx -t) and starts nginx; true
@@ -185,7 +188,10 @@ function Nginx:_launch(options)
     nginx, quote(dir .. "/error.log"), quote(dir .. "/master.pid")))
   self.pid = assert(tonumber(read_file(dir .. "/master.pid")), "no pid")
   for _ = 1, 250 do
-    if not self:_ours(self.pid) then return false end
+    -- (until it has exec'd nginx, the pid is the shell's or env's)
+    local status = read_file("/proc/" .. self.pid .. "/status") or ""
+    local state = status:match("\nState:%s*(%a)")
+    if state == nil or state == "Z" then return false end
     if port_in_use(self.port) then return true end
     os.execute("sleep 0.02")
   end
