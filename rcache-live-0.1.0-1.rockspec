@@ -26,7 +26,8 @@ build = {
   modules = {
     ["rcache_live.core"] = {
       sources = {
-        "src/core.c", "src/cache.c", "src/conn.c", "src/reply.c", "src/json.c", "src/compat.c",
+        "src/core.c", "src/cache.c", "src/record.c", "src/internal.c", "src/reader.c",
+        "src/conn.c", "src/reply.c", "src/json.c", "src/compat.c",
       },
       defines = { "_GNU_SOURCE" },
       libraries = { "hiredis", "yajl" },
@@ -35,6 +36,7 @@ build = {
     },
     ["rcache_live"] = "lua/rcache_live.lua",
     ["rcache_live.config"] = "lua/rcache_live/config.lua",
+    ["rcache_live.cosocket"] = "lua/rcache_live/cosocket.lua",
     ["rcache_live.json"] = "lua/rcache_live/json.lua",
     ["rcache_live.scripts"] = "lua/rcache_live/scripts.lua",
   },

@@ -20,7 +20,7 @@ print(rcache.new{ url = "unix:///run/redis/redis.sock?db=1" })     --> ... unix:
 
 -- a mistake is named
 print(pcall(rcache.new, { ttl = 60 }))
---> false	rcache_live: new: unknown option "ttl" (options: active_ttl, codec, connect_timeout, db, default_ttl, host, namespace, password, port, socket, timeout, track, url, username)
+--> false	rcache_live: new: unknown option "ttl" (options: active_ttl, codec, connect_timeout, db, default_ttl, host, keepalive_timeout, namespace, password, pool_size, port, socket, timeout, track, transport, url, username)
 
 -- the effective settings from the environment and the defaults
 local config = require "rcache_live.config"

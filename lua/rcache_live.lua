@@ -3,17 +3,18 @@
 --
 -- The C core (rcache_live.core) holds the connection and does the
 -- single-record operations in one round trip each. This file adds the
--- settings, and the batch operations built on the core's pipeline: update,
--- add, bulk_delete, get_all_records, records/pairs and
--- cleanup_inactive_records.
+-- settings, the batch operations built on the core's pipeline (update, add,
+-- bulk_delete, get_all_records, records/pairs, cleanup_inactive_records),
+-- the same operations inside nginx over cosockets (rcache_live.cosocket),
+-- and safe(), the nil, err form of every method.
 
 local core = require "rcache_live.core"
 local config = require "rcache_live.config"
 local scripts = require "rcache_live.scripts"
 local json = require "rcache_live.json"
 
-local type, pairs, next, error, tostring = type, pairs, next, error, tostring
-local getmetatable, rawget = getmetatable, rawget
+local type, pairs, ipairs, next, error, tostring, pcall, select = type, pairs, ipairs, next, error, tostring, pcall, select
+local getmetatable, rawget, setmetatable = getmetatable, rawget, setmetatable
 local rawlen = rawlen or function(t) return #t end -- 5.1: # runs no __len on tables
 local floor = math.floor
 
@@ -33,6 +34,24 @@ local M = {
 
 local function fail(op, fmt, ...)
   error(("rcache_live: %s: " .. fmt):format(op, ...), 0)
+end
+
+-- The cosocket transport of each cache that does its I/O inside nginx
+-- (rcache_live.cosocket); the others use the C core's blocking connection.
+local transports = setmetatable({}, { __mode = "k" })
+
+-- Sends the commands in one round trip and returns their replies.
+local function pipeline(cache, op, commands)
+  local transport = transports[cache]
+  if transport then return transport:pipeline(op, commands) end
+  return internal.pipeline(cache, op, commands)
+end
+
+-- Loads the scripts again, after a NOSCRIPT reply.
+local function load_scripts(cache, op)
+  local transport = transports[cache]
+  if transport then return transport:load_scripts(op) end
+  return internal.load_scripts(cache, op)
 end
 
 -- A key for a message: quoted, printable, at most 64 bytes shown (as the C
@@ -67,7 +86,7 @@ local function transaction(cache, op, commands)
   for i = 1, #commands do batch[i + 1] = commands[i] end
   batch[#batch + 1] = { "EXEC" }
   for attempt = 1, 2 do
-    local replies = internal.pipeline(cache, op, batch)
+    local replies = pipeline(cache, op, batch)
     for i = 1, #batch - 1 do checked(op, replies[i]) end
     local results = checked(op, replies[#batch])
     if results == false then fail(op, "the transaction was aborted; nothing was written") end
@@ -77,7 +96,7 @@ local function transaction(cache, op, commands)
     end
     if not reload then return results end
     if attempt == 2 then fail(op, "the server keeps losing its scripts") end
-    internal.load_scripts(cache, op)
+    load_scripts(cache, op)
   end
 end
 
@@ -141,9 +160,9 @@ function methods.update(cache, key, fields)
   local reply
   for attempt = 1, 2 do
     command[2] = internal.sha(cache, "update", op)
-    reply = internal.pipeline(cache, op, { command })[1]
+    reply = pipeline(cache, op, { command })[1]
     if not is_noscript(reply) or attempt == 2 then break end
-    internal.load_scripts(cache, op)
+    load_scripts(cache, op)
   end
   if type(reply) == "table" and reply[1] == "NOTJSON" then
     internal.decode(cache, reply[2], op, key) -- raises as a read of it would
@@ -262,7 +281,7 @@ local function pages(cache, op, pattern)
         commands[#commands + 1] = mget
         mget_at = #commands
       end
-      local replies = internal.pipeline(cache, op, commands)
+      local replies = pipeline(cache, op, commands)
       local keys = pending
       pending = nil
       if scan_at then
@@ -284,7 +303,7 @@ local function pages(cache, op, pattern)
         end
         -- MGET gives nil both for a record gone since SCAN saw it (skip it)
         -- and for a key another client filled with a non-string (an error)
-        local types = #missing > 0 and internal.pipeline(cache, op, missing) or {}
+        local types = #missing > 0 and pipeline(cache, op, missing) or {}
         for i = 1, #types do
           if types[i] ~= "none" then
             fail(op, "record %s: holds a %s, not a record", quote(missing[i][2]:sub(skip + 1)), types[i])
@@ -342,7 +361,7 @@ function methods.cleanup_inactive_records(cache, past_minutes)
       local p = todo[i]
       commands[i] = { "EVALSHA", sha, 3, p .. "a", p .. "e", p .. "t", idle, CLEANUP_BATCH }
     end
-    local replies = internal.pipeline(cache, op, commands)
+    local replies = pipeline(cache, op, commands)
     local again = {}
     for i = 1, #replies do
       local r = replies[i]
@@ -354,7 +373,7 @@ function methods.cleanup_inactive_records(cache, past_minutes)
         if r[2] >= CLEANUP_BATCH then again[#again + 1] = todo[i] end
       end
     end
-    if #again > 0 and is_noscript(replies[1]) then internal.load_scripts(cache, op) end -- lost them all
+    if #again > 0 and is_noscript(replies[1]) then load_scripts(cache, op) end -- lost them all
     todo = again
   end
   return deleted
@@ -362,16 +381,102 @@ end
 
 core.metatable.__pairs = function(cache) return methods.records(cache), cache, nil end
 
+-- ------------------------------------------------------------------------
+-- Caches inside nginx: the same methods, with the single-record ones
+-- written here in Lua so that they can yield on the cosocket (a C function
+-- cannot be yielded across on LuaJIT). The C core builds the command and
+-- reads the reply, exactly as over the blocking connection.
+
+local cosocket_methods = {}
+for name, fn in pairs(methods) do cosocket_methods[name] = fn end
+
+-- Gives the reader back to the transport, passing the results through.
+local function give_back(transport, reader, ...)
+  transport:give_back(reader)
+  return ...
+end
+
+-- The method running single-record operation op over the cache's cosocket.
+local function cosocket_record_method(op)
+  return function(cache, key, value, ttl)
+    local transport = transports[cache]
+    local request = internal.request(cache, op, key, value, ttl) -- bad input raises here
+    local reader = transport:send(op, request, 1, true)
+    if reader:noscript() then
+      reader:take()
+      transport:give_back(reader)
+      transport:load_scripts(op)
+      reader = transport:send(op, request, 1, true)
+    end
+    return give_back(transport, reader, internal.result(cache, op, key, reader))
+  end
+end
+
+for _, op in ipairs { "get_record", "set_record", "delete_record", "exists", "ttl" } do
+  cosocket_methods[op] = cosocket_record_method(op)
+end
+
+local cosocket_get, cosocket_set, cosocket_delete =
+  cosocket_methods.get_record, cosocket_methods.set_record, cosocket_methods.delete_record
+
+core.cosocket_metatable.__index = function(cache, key)
+  local method = type(key) == "string" and cosocket_methods[key]
+  if method then return method end
+  return cosocket_get(cache, key)
+end
+core.cosocket_metatable.__newindex = function(cache, key, value)
+  if value == nil then
+    cosocket_delete(cache, key)
+  else
+    cosocket_set(cache, key, value)
+  end
+end
+core.cosocket_metatable.__pairs = core.metatable.__pairs
+
 --- new([options]) -> cache
 function M.new(options)
   local settings = config.resolve(options, os.getenv, "new")
   settings.scripts = scripts
-  return core.new(settings)
+  if settings.transport ~= "cosocket" then return core.new(settings) end
+  local transport = require("rcache_live.cosocket").new(settings)
+  settings.shas = transport.shas
+  local cache = core.new(settings)
+  transports[cache] = transport
+  return cache
 end
 M.RCacheLive = M.new
 
 -- Every method is also a module function: rcache.get_record(cache, "update")
--- reads a record whose key is a method's name.
-for name, fn in pairs(methods) do M[name] = fn end
+-- reads a record whose key is a method's name. The single-record ones pick
+-- the blocking or the cosocket form by the cache.
+for name, blocking in pairs(methods) do
+  local cosocket = cosocket_methods[name]
+  M[name] = blocking
+  if cosocket ~= blocking then
+    M[name] = function(cache, ...)
+      if transports[cache] then return cosocket(cache, ...) end
+      return blocking(cache, ...)
+    end
+  end
+end
+
+-- The results of a pcall as safe() gives them.
+local function safe_results(ok, ...)
+  if not ok then return nil, (...) end
+  if select("#", ...) == 0 then return true end
+  return ...
+end
+
+--- safe(cache) -> an object with the same methods, which return nil, err
+-- instead of raising (OpenResty's convention); a method that returns
+-- nothing returns true. get_record's miss stays a plain nil, without err.
+function M.safe(cache)
+  local wrapper = {}
+  for name in pairs(methods) do
+    local fn = M[name]
+    wrapper[name] = function(_, ...) return safe_results(pcall(fn, cache, ...)) end
+  end
+  return wrapper
+end
 
 return M

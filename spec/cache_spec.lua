@@ -230,8 +230,11 @@ describe("keys named like methods", function()
     for _, name in ipairs(names) do
       cache:set_record(name, { name = name })
     end
+    -- the module's single-record functions also take caches inside nginx,
+    -- so they are not the blocking cache's C methods
+    local single = { get_record = true, set_record = true, exists = true, ttl = true }
     for _, name in ipairs(names) do
-      assert.equal(rcache[name], cache[name])
+      if not single[name] then assert.equal(rcache[name], cache[name]) end
       assert.is_function(cache[name])
       assert.same({ name = name }, cache:get_record(name))
       assert.same({ name = name }, rcache.get_record(cache, name))

@@ -64,6 +64,7 @@ describe("config.resolve defaults", function()
       assert.same({
         host = "127.0.0.1", port = 6379, db = 0, default_ttl = 3600, active_ttl = false, track = true,
         namespace = "rcache", connect_timeout = 5, timeout = 5,
+        transport = "hiredis", pool_size = 30, keepalive_timeout = 60,
       }, s)
       assert.equal("integer", math.type(s.port))
     end
@@ -251,7 +252,8 @@ end)
 describe("config option checks", function()
   local cases = {
     { { bogus = 1 }, 'unknown option "bogus" %(options: active_ttl, codec, connect_timeout, db, default_ttl, host, '
-      .. "namespace, password, port, socket, timeout, track, url, username%)$" },
+      .. "keepalive_timeout, namespace, password, pool_size, port, socket, timeout, track, transport, url, "
+      .. "username%)$" },
     { { [1] = "x" }, 'unknown option "1" ' },
     { { port = "x" }, "option 'port' must be an integer from 1 to 65535, got string$" },
     { { port = 0 }, "option 'port' must be an integer from 1 to 65535, got 0$" },

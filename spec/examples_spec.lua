@@ -183,7 +183,8 @@ local EXPECTED = {
     pattern('^rcache_live cache %(namespace "rcache", 127%.0%.0%.1:6380%): 0x%x+$'),
     pattern('^rcache_live cache %(namespace "rcache", unix:/run/redis/redis%.sock%): 0x%x+$'),
     'false\trcache_live: new: unknown option "ttl" (options: active_ttl, codec, connect_timeout, db, '
-      .. "default_ttl, host, namespace, password, port, socket, timeout, track, url, username)",
+      .. "default_ttl, host, keepalive_timeout, namespace, password, pool_size, port, socket, timeout, track, "
+      .. "transport, url, username)",
     pattern("^127%.0%.0%.1\t6379\t%d+\t3600\tfalse$"),
     "nil",
   },

@@ -69,6 +69,19 @@ void conn_init(lua_State *L, conn *c, int idx) {
     for (i = 0; i < SCRIPT_COUNT; i++) c->scripts[i] = copy_field(L, -1, script_names[i]);
   }
   lua_pop(L, 1);
+  /* known SHAs (a cosocket cache's: it never connects here) */
+  lua_getfield(L, idx, "shas");
+  if (lua_istable(L, -1)) {
+    for (i = 0; i < SCRIPT_COUNT; i++) {
+      size_t len;
+      const char *sha;
+      lua_getfield(L, -1, script_names[i]);
+      sha = lua_tolstring(L, -1, &len);
+      if (sha != NULL && len == 40) memcpy(c->shas[i], sha, 41);
+      lua_pop(L, 1);
+    }
+  }
+  lua_pop(L, 1);
 }
 
 void conn_close(conn *c) {

@@ -9,6 +9,7 @@
 
 #include "cache.h"
 #include "json.h"
+#include "reader.h"
 #include "reply.h"
 #include "version.h"
 
@@ -37,6 +38,7 @@ int luaopen_rcache_live_core(lua_State *L) {
   json_open(L);
   lua_newtable(L);
   cache_open(L);
+  reader_open(L);
   json_register(L);
   lua_pushliteral(L, RCACHE_VERSION);
   lua_setfield(L, -2, "_VERSION");

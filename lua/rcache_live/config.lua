@@ -20,7 +20,15 @@ local defaults = {
   namespace = "rcache",
   connect_timeout = 5,
   timeout = 5,
+  pool_size = 30,
+  keepalive_timeout = 60,
 }
+
+-- Inside nginx (lua-nginx-module) I/O goes over its cosockets by default:
+-- a blocking socket would stall every request of the worker.
+local ngx = rawget(_G, "ngx")
+M.in_nginx = type(ngx) == "table" and type(ngx.socket) == "table" and type(ngx.socket.tcp) == "function"
+defaults.transport = M.in_nginx and "cosocket" or "hiredis"
 
 -- Each option: a checker returning true or the expected kind as text.
 local function is_string(v) return type(v) == "string" and v ~= "" or "a non-empty string" end
@@ -44,6 +52,11 @@ local function is_namespace(v)
   return type(v) == "string" and #v <= 128 and v:match("^[%w_%.%-:/]+$") ~= nil
     or "1 to 128 letters, digits or _ . - : /"
 end
+local function is_transport(v)
+  if v == "hiredis" or (v == "cosocket" and M.in_nginx) then return true end
+  return v == "cosocket" and "\"hiredis\" outside nginx (\"cosocket\" needs nginx's lua module)"
+    or "\"hiredis\" or \"cosocket\""
+end
 local function is_codec(v)
   return type(v) == "table" and type(v.encode) == "function" and type(v.decode) == "function"
     or "a table with encode and decode functions"
@@ -54,7 +67,8 @@ local checks = {
   username = is_string, password = is_string, socket = is_string, url = is_string,
   default_ttl = is_ttl, active_ttl = is_boolean, track = is_boolean,
   namespace = is_namespace, connect_timeout = is_seconds, timeout = is_seconds,
-  codec = is_codec,
+  codec = is_codec, transport = is_transport, pool_size = is_integer_in(1, 1e6),
+  keepalive_timeout = is_seconds,
 }
 M.option_names = {}
 for name in pairs(checks) do M.option_names[#M.option_names + 1] = name end
