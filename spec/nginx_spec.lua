@@ -279,6 +279,23 @@ describe("under nginx #nginx", function()
     end)
   end)
 
+  describe("rewrite_by_lua and log_by_lua (/probe/phases)", function()
+    it("work in the rewrite phase; raise in the log phase, where nginx has no cosockets", function()
+      local res = http.get(url("/probe/phases"))
+      assert.equal(200, res.status, res.body)
+      assert.equal("written and read in the rewrite phase\n", res.body)
+      local line
+      for _ = 1, 100 do -- the log phase runs after the answer went out
+        line = (nginx:error_log() or ""):match("log phase: [^\n]*")
+        if line then break end
+        sleep(0.01)
+      end
+      local expected = "log phase: rcache_live: get_record: no network I/O in nginx's log phase "
+        .. "(cosockets are not available there) while logging request"
+      assert.equal(expected, line and line:sub(1, #expected))
+    end)
+  end)
+
   describe("every operation over cosockets (/probe/ops)", function()
     it("gives the answers the plain-Lua API gives", function()
       local res = http.get(url("/probe/ops"))
@@ -296,6 +313,9 @@ describe("under nginx #nginx", function()
       assert.equal(1, r.cleanup)
       assert.same({}, r.after)
       assert.equal(rcache.null, r.missing)
+      assert.same({ x = 1 }, r.dict)
+      assert.is_true(r.dict_after)
+      assert.equal("rcache_live: get_record: the cache is closed", r.closed)
     end)
   end)
 

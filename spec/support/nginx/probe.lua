@@ -6,6 +6,9 @@
 --     cosockets; answers when it was served
 --   /probe/ops  runs every operation once on Redis A, in a fresh namespace,
 --     and answers with the results
+--   /probe/phases  writes and reads a record in the rewrite phase (the
+--     content phase answers it), then tries a read in the log phase, where
+--     cosockets are unavailable, and logs the error at warn level
 local rcache = require "rcache_live"
 local json = rcache.json
 
@@ -34,6 +37,22 @@ function M.fast()
   ngx.say(json.encode{ at = now(), value = value or json.null })
 end
 
+local phases
+local function phases_cache()
+  phases = phases or rcache.new{ url = os.getenv("RCACHE_PROBE_SLOW_URL"), namespace = "phases" }
+  return phases
+end
+
+function M.rewrite()
+  phases_cache():set_record("rw", "written and read in the rewrite phase")
+  ngx.ctx.rewrite = phases_cache():get_record("rw")
+end
+
+function M.log()
+  local ok, err = pcall(phases_cache().get_record, phases_cache(), "rw")
+  ngx.log(ngx.WARN, "log phase: ", ok and "no error" or err)
+end
+
 local runs = 0
 function M.ops()
   runs = runs + 1
@@ -56,6 +75,13 @@ function M.ops()
   r.after = cache:get_all_records()
   r.missing = cache:get_record("missing")
   if r.missing == nil then r.missing = json.null end
+  -- dictionary-style: __index and __newindex yield like any method
+  cache["d"] = { x = 1 }
+  r.dict = cache["d"]
+  cache["d"] = nil
+  r.dict_after = cache["d"] == nil
+  cache:close()
+  r.closed = select(2, pcall(cache.get_record, cache, "s"))
   ngx.say(json.encode(r))
 end
 
