@@ -33,6 +33,15 @@ local function get_or_nil(c, key)
 end
 print(get_or_nil(down, "k"))                    --> nil
 
+-- the nil, err form of every method, for handlers written that way
+local safe = rcache.safe(cache)
+print(safe:set_record("k", { n = 1 }))          --> true
+print(safe:get_record("k").n)                   --> 1
+print(safe:get_record("missing"))               --> nil
+print(safe:set_record(1.5, "x"))                --> nil	rcache_live: set_record: key must be a string or an integer, got a float (1.5)
+print(rcache.safe(down):get_record("k"))        --> nil	rcache_live: get_record: connection refused (127.0.0.1:1)
+cache:delete_record("k")
+
 -- After a failure the cache connects again on its next call. Shown here
 -- with a socket path that appears only after the first call failed.
 local socket = os.getenv("REDIS_SOCKET")

@@ -40,8 +40,10 @@ local function hex(bytes)
   return (bytes:gsub(".", function(c) return ("%02x"):format(c:byte()) end))
 end
 
--- The set-up commands a new connection runs: AUTH, SELECT (as the settings
--- ask), each with the words its failure is reported in.
+-- The set-up commands a new connection runs, each with the words its
+-- failure is reported in: AUTH and SELECT as the settings ask, else PING,
+-- so that a server wanting a password or still loading is named as such
+-- (as the blocking connection's SCRIPT LOAD on connect names it).
 local function handshake(settings)
   local commands, what = {}, {}
   if settings.password or settings.username then
@@ -53,7 +55,7 @@ local function handshake(settings)
   if settings.db ~= 0 then
     commands[#commands + 1], what[#what + 1] = { "SELECT", settings.db }, "SELECT failed"
   end
-  if #commands == 0 then return nil end
+  if #commands == 0 then commands[1], what[1] = { "PING" }, "PING failed" end
   return { bytes = internal.format("new", commands), n = #commands, what = what }
 end
 
@@ -89,30 +91,6 @@ function T.new(settings)
   return self
 end
 
--- Closes sock (it may hold half a reply) and raises the transport error.
-local function fail_io(self, sock, op, err)
-  sock:close()
-  fail(op, "%s (%s)", cause_of(err), self.where)
-end
-
--- Reads n replies from sock into reader. All but the last are taken as Lua
--- values; the last too unless keep_last, when the reader keeps holding it.
-local function read_replies(self, sock, op, reader, n, keep_last)
-  local values = {}
-  for i = 1, n do
-    while true do
-      local ready, perr = reader:ready()
-      if ready then break end
-      if ready == nil then fail_io(self, sock, op, perr) end
-      local data, err = sock:receiveany(RECEIVE_MAX)
-      if not data then fail_io(self, sock, op, err) end
-      reader:feed(data)
-    end
-    if i < n or not keep_last then values[i] = reader:take() end
-  end
-  return values
-end
-
 local function take_reader(self)
   return remove(self.readers) or core.reader()
 end
@@ -122,18 +100,43 @@ function T:give_back(reader)
   self.readers[#self.readers + 1] = reader
 end
 
--- Sends bytes on sock and reads n replies (see read_replies).
-local function exchange(self, sock, op, bytes, n, keep_last)
+-- Sends bytes on sock and reads n replies into a reader. All but the last
+-- are taken as Lua values; the last too unless keep_last, when the reader
+-- keeps holding it. Returns reader, values; on an I/O failure closes sock
+-- (it may hold half a reply) and returns nil, the error, and whether any
+-- reply byte had arrived.
+local function exchange(self, sock, bytes, n, keep_last)
   local ok, err = sock:send(bytes)
-  if not ok then fail_io(self, sock, op, err) end
-  local reader = take_reader(self)
-  local values = read_replies(self, sock, op, reader, n, keep_last)
+  if not ok then
+    sock:close()
+    return nil, err, false
+  end
+  local reader, values, got = take_reader(self), {}, false
+  for i = 1, n do
+    while true do
+      local ready, perr = reader:ready()
+      if ready then break end
+      if ready == nil then
+        sock:close()
+        return nil, perr, true
+      end
+      local data, rerr = sock:receiveany(RECEIVE_MAX)
+      if not data then
+        sock:close()
+        return nil, rerr, got
+      end
+      got = true
+      reader:feed(data)
+    end
+    if i < n or not keep_last then values[i] = reader:take() end
+  end
   return reader, values
 end
 
 -- Runs the handshake on a connection the pool did not have yet.
 local function set_up(self, sock, op)
-  local reader, replies = exchange(self, sock, op, self.handshake.bytes, self.handshake.n, false)
+  local reader, replies = exchange(self, sock, self.handshake.bytes, self.handshake.n, false)
+  if not reader then fail(op, "%s (%s)", cause_of(replies), self.where) end
   self:give_back(reader)
   for i = 1, #replies do
     local err = type(replies[i]) == "table" and replies[i].err
@@ -147,7 +150,8 @@ local function set_up(self, sock, op)
   end
 end
 
--- A connected cosocket from the pool, set up if it is new.
+-- A connected cosocket from the pool, set up if it is new, and whether
+-- it was in the pool.
 local function acquire(self, op)
   local phase = ngx.get_phase()
   if not COSOCKET_PHASES[phase] then
@@ -162,19 +166,35 @@ local function acquire(self, op)
     ok, err = sock:connect(self.address, self.connect_options)
   end
   if not ok then fail(op, "%s (%s)", cause_of(err), self.where) end
-  if self.handshake and sock:getreusedtimes() == 0 then set_up(self, sock, op) end
-  return sock
+  local reused = sock:getreusedtimes() > 0
+  if not reused then set_up(self, sock, op) end
+  return sock, reused
 end
+
+-- How a pooled connection that the server closed while it sat in the pool
+-- (a restart, CLIENT KILL, its idle timeout) fails: before any reply byte.
+local STALE = { closed = true, ["connection reset by peer"] = true, ["broken pipe"] = true }
 
 --- send(op, bytes, n, keep_last) -> reader, values
 -- One round trip on a pooled connection: bytes out, n replies in (see
--- read_replies); the connection goes back to the pool. The caller gives
--- the reader back once it holds nothing.
+-- exchange); the connection goes back to the pool. The caller gives the
+-- reader back once it holds nothing. A pooled connection found closed is
+-- dropped and the bytes go out on the next one, as the blocking connection
+-- replaces one found closed before it sends; every operation may be sent
+-- again (see "Faults, reconnects and retries" in the README).
 function T:send(op, bytes, n, keep_last)
-  local sock = acquire(self, op)
-  local reader, values = exchange(self, sock, op, bytes, n, keep_last)
-  if not sock:setkeepalive(self.keepalive_ms, self.pool_size) then sock:close() end
-  return reader, values
+  for _ = 1, self.pool_size + 1 do
+    local sock, reused = acquire(self, op)
+    local reader, values, got = exchange(self, sock, bytes, n, keep_last)
+    if reader then
+      if not sock:setkeepalive(self.keepalive_ms, self.pool_size) then sock:close() end
+      return reader, values
+    end
+    if not (reused and not got and STALE[values]) then
+      fail(op, "%s (%s)", cause_of(values), self.where)
+    end
+  end
+  fail(op, "connection closed by the server (%s)", self.where)
 end
 
 --- pipeline(op, commands) -> replies, as core.internal.pipeline gives them
