@@ -57,7 +57,7 @@ export LUA_CPATH := ./$(BUILD)/?.so;;
 BUSTED := busted --lua=$(LUA) -o spec/support/summary.lua
 WITH_REDIS := spec/support/with-redis
 
-.PHONY: all deps check-deps bench-deps nginx-deps build build-luajit demo test test-nginx bench-nginx test-load test-asan test-valgrind fuzz-smoke fuzz bench rock check-clang clean
+.PHONY: all deps check-deps bench-deps nginx-deps nginx-bench-deps build build-luajit demo test test-nginx bench-nginx test-load test-asan test-valgrind fuzz-smoke fuzz bench rock check-clang clean
 
 all: build
 
@@ -93,13 +93,17 @@ test-load: deps build
 	LUA=$(LUA) spec/load/run.sh $(LOAD_OPS)
 
 # nginx with the lua module (LuaJIT), Debian's resty.core and lua-resty-redis
-# (the peer of the nginx bench), the LuaJIT headers, curl for the spec's
-# requests and wrk for the bench.
+# (the peer of the nginx bench), the LuaJIT headers (luajit2's: Debian's
+# luajit package conflicts with the lua module) and curl for the spec's
+# requests; wrk for the bench.
 NGINX_DEBS := nginx libnginx-mod-http-lua lua-resty-core lua-nginx-redis \
-              luajit2 libluajit2-5.1-dev curl wrk
+              luajit2 libluajit2-5.1-dev curl
 
 nginx-deps: deps
 	@$(MAKE) --no-print-directory deps DEBS="$(NGINX_DEBS)"
+
+nginx-bench-deps: nginx-deps
+	@$(MAKE) --no-print-directory deps DEBS="wrk"
 
 build-luajit:
 	@$(MAKE) --no-print-directory build LUA_VERSION=luajit
@@ -107,7 +111,7 @@ build-luajit:
 test-nginx: nginx-deps build build-luajit
 	$(BUSTED) --run=nginx
 
-bench-nginx: nginx-deps build build-luajit
+bench-nginx: nginx-bench-deps build build-luajit
 	$(LUA) bench/nginx/bench.lua $(BENCH)
 
 check-deps: deps
