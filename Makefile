@@ -14,8 +14,9 @@
 #   make fuzz          30 min each, both at once, then minimize the corpus
 #   make bench         benchmarks against redis-benchmark and a bare hiredis loop
 #                      in the same run (BENCH=--quick for a short run)
-#   make test-nginx    the nginx spec: a real nginx with the lua module runs
-#                      examples/nginx/ over cosockets (module built for LuaJIT)
+#   make test-nginx    the nginx specs: a real nginx with the lua module runs
+#                      examples/nginx/ and the transport's checks over
+#                      cosockets (module built for LuaJIT)
 #   make bench-nginx   wrk against our nginx endpoint and the same one written
 #                      with lua-resty-redis, in the same nginx
 #
