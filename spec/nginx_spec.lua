@@ -10,7 +10,7 @@
 -- API (lua5.4, the hiredis core) to check both sides agree.
 
 describe("under nginx #nginx", function()
-  local rcache, json, Server, Nginx, http, system
+  local rcache, json, Server, Nginx, http
   local A, B, nginx
   local ROOT
 
@@ -82,7 +82,6 @@ describe("under nginx #nginx", function()
     Server = require "support.server"
     Nginx = require "support.nginx"
     http = require "support.http"
-    system = require "system" -- luasystem comes with busted
     local p = assert(io.popen("pwd"))
     ROOT = p:read("l")
     p:close()
@@ -194,12 +193,10 @@ describe("under nginx #nginx", function()
       assert.equal("/slow-api/items", answer.path)
       assert.equal("page=1", answer.args)
 
-      local t0 = system.gettime()
       local second = http.get(url("/api/items?page=1"))
       assert.equal("HIT", second.headers["x-cache"])
-      assert.equal(first.body, second.body) -- byte for byte, same call number
+      assert.equal(first.body, second.body) -- byte for byte: the API was not asked again
       assert.equal("application/json", second.headers["content-type"])
-      assert.is_true(system.gettime() - t0 < 0.3, "a hit does not wait for the 0.3 s API")
 
       local other = http.get(url("/api/items?page=2"))
       assert.equal("MISS", other.headers["x-cache"])
@@ -365,7 +362,6 @@ describe("under nginx #nginx", function()
       local slow, served = scenario("cosocket")
       assert.is_true(served[50] < slow.finished, ("the last fast request was served %.3f s after the slow one ended")
         :format(served[50] - slow.finished))
-      assert.is_true(served[50] - served[1] < 0.5, ("the 50 took %.3f s"):format(served[50] - served[1]))
     end)
 
     it("over the blocking hiredis connection holds them all up (the control: the check above fails)", function()
