@@ -135,7 +135,21 @@ rock: deps
 	rm -rf build/tree
 	luarocks --lua-version=$(ROCKS_LUA_VERSION) make --deps-mode=none --tree=build/tree $(ROCKSPEC)
 	eval "$$(luarocks --lua-version=$(ROCKS_LUA_VERSION) path --tree=build/tree)" && \
-	  cd / && $(LUA) -e 'local r = require "rcache_live"; print("rcache_live " .. r._VERSION .. " from " .. package.searchpath("rcache_live.core", package.cpath))'
+	  cd / && $(LUA) -e "$$ROCK_CHECK"
+
+# Requires the module and names the file package.cpath finds it in (by hand:
+# package.searchpath is 5.2+).
+define ROCK_CHECK
+local r = require "rcache_live"
+local found
+for template in package.cpath:gmatch("[^;]+") do
+  local path = template:gsub("%?", "rcache_live/core")
+  local f = io.open(path)
+  if f then f:close() found = found or path end
+end
+print("rcache_live " .. r._VERSION .. " from " .. found)
+endef
+export ROCK_CHECK
 
 check-clang: check-deps
 	$(MAKE) --no-print-directory CC=clang BUILD=build/clang-$(LUA_VERSION) build
