@@ -4,6 +4,8 @@
 #   make demo          install what is missing, build, run examples/quickstart.lua
 #                      against a throwaway redis-server
 #   make test          the same set-up, then every spec (busted)
+#   make test-all      make test for each of Lua 5.1, 5.2, 5.3, 5.4 and LuaJIT,
+#                      then the totals (spec/support/test-all.sh)
 #   make rock          luarocks make into build/tree and require it from there
 #   make check-clang   build with clang, -Werror
 #   make test-load     4 processes x LOAD_OPS mixed operations, then the same
@@ -20,20 +22,31 @@
 #   make bench-nginx   wrk against our nginx endpoint and the same one written
 #                      with lua-resty-redis, in the same nginx
 #
-# Switches: LUA_VERSION=5.4 (the runtime built for and tested on; luajit
-# builds the module nginx's lua module loads),
-# CC=cc, CFLAGS (default -O2 -g), WERROR=1 (0 lets packagers drop -Werror).
+# Switches: LUA_VERSION=5.4 (the runtime built for and tested on: 5.1, 5.2,
+# 5.3, 5.4 or luajit; built into build/<version>/), CC=cc, CFLAGS (default
+# -O2 -g), WERROR=1 (0 lets packagers drop -Werror). luajit also builds the
+# module nginx's lua module loads.
 
 LUA_VERSION ?= 5.4
+# LuaJIT is Debian's luajit2 (never the `luajit` package, which conflicts
+# with nginx's lua module); it speaks the 5.1 API and luarocks calls it 5.1.
 ifeq ($(LUA_VERSION),luajit)
 LUA ?= luajit
 LUA_INC ?= /usr/include/luajit-2.1
-endif
+LUA_DEBS := luajit2 libluajit2-5.1-dev
+ROCKS_LUA_VERSION := 5.1
+else
 LUA ?= lua$(LUA_VERSION)
+LUA_INC ?= /usr/include/lua$(LUA_VERSION)
+# Debian names the 5.1 headers liblua5.1-0-dev (liblua5.1-dev is virtual).
+LUA_DEBS := lua$(LUA_VERSION) $(if $(filter 5.1,$(LUA_VERSION)),liblua5.1-0-dev,liblua$(LUA_VERSION)-dev)
+ROCKS_LUA_VERSION := $(LUA_VERSION)
+endif
+# The runtimes make test-all goes through, in this order.
+ALL_LUA_VERSIONS := 5.1 5.2 5.3 5.4 luajit
 CC ?= cc
 CFLAGS ?= -O2 -g
 WERROR ?= 1
-LUA_INC ?= /usr/include/lua$(LUA_VERSION)
 
 VERSION := $(shell sed -n 's/.*RCACHE_VERSION "\(.*\)"/\1/p' src/version.h)
 ROCKSPEC := rcache-live-$(VERSION)-1.rockspec
@@ -47,7 +60,7 @@ ALL_CFLAGS := $(CFLAGS) $(WARN) -std=c99 -D_GNU_SOURCE -fPIC -fvisibility=hidden
 LIBS := -lhiredis -lyajl
 
 # Debian packages: to build, to run the specs and the demo.
-DEBS := make gcc lua$(LUA_VERSION) liblua$(LUA_VERSION)-dev libhiredis-dev libyajl-dev \
+DEBS := make gcc $(LUA_DEBS) libhiredis-dev libyajl-dev \
         lua-busted lua-cjson luarocks redis-server redis-tools
 # ... and for the sanitizer, valgrind and fuzz runs.
 CHECK_DEBS := clang libclang-rt-dev valgrind
@@ -58,7 +71,7 @@ export LUA_CPATH := ./$(BUILD)/?.so;;
 BUSTED := busted --lua=$(LUA) -o spec/support/summary.lua
 WITH_REDIS := spec/support/with-redis
 
-.PHONY: all deps check-deps bench-deps nginx-deps nginx-bench-deps build build-luajit demo test test-nginx bench-nginx test-load test-asan test-valgrind fuzz-smoke fuzz bench rock check-clang clean
+.PHONY: all deps check-deps bench-deps nginx-deps nginx-bench-deps build build-luajit demo test test-all test-nginx bench-nginx test-load test-asan test-valgrind fuzz-smoke fuzz bench rock check-clang clean
 
 all: build
 
@@ -88,6 +101,9 @@ demo: deps build
 
 test: deps build
 	$(WITH_REDIS) $(BUSTED) spec
+
+test-all:
+	spec/support/test-all.sh $(ALL_LUA_VERSIONS)
 
 LOAD_OPS ?= 50000
 test-load: deps build
@@ -145,9 +161,23 @@ build/bench/hiredis_loop: bench/hiredis_loop.c
 
 rock: deps
 	rm -rf build/tree
-	luarocks --lua-version=$(LUA_VERSION) make --deps-mode=none --tree=build/tree $(ROCKSPEC)
-	eval "$$(luarocks --lua-version=$(LUA_VERSION) path --tree=build/tree)" && \
-	  cd / && $(LUA) -e 'local r = require "rcache_live"; print("rcache_live " .. r._VERSION .. " from " .. package.searchpath("rcache_live.core", package.cpath))'
+	luarocks --lua-version=$(ROCKS_LUA_VERSION) make --deps-mode=none --tree=build/tree $(ROCKSPEC)
+	eval "$$(luarocks --lua-version=$(ROCKS_LUA_VERSION) path --tree=build/tree)" && \
+	  cd / && $(LUA) -e "$$ROCK_CHECK"
+
+# Requires the module and names the file package.cpath finds it in (by hand:
+# package.searchpath is 5.2+).
+define ROCK_CHECK
+local r = require "rcache_live"
+local found
+for template in package.cpath:gmatch("[^;]+") do
+  local path = template:gsub("%?", "rcache_live/core")
+  local f = io.open(path)
+  if f then f:close() found = found or path end
+end
+print("rcache_live " .. r._VERSION .. " from " .. found)
+endef
+export ROCK_CHECK
 
 check-clang: check-deps
 	$(MAKE) --no-print-directory CC=clang BUILD=build/clang-$(LUA_VERSION) build

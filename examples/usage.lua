@@ -45,10 +45,6 @@ for key, record in cache:records("user:*") do   -- page by page: any size
   print(key, record.name)                       --> user:1	Alice (and user:2	Bob)
 end
 
-for key in pairs(cache) do                      -- pairs(cache) is cache:records()
-  print(key)
-end
-
 -- TTL
 cache:set_record("otp:alice", { code = 913204 }, 30)   -- 30 seconds
 print(cache:ttl("otp:alice"))         --> 30.0 (seconds left, ms precision; or a little less)

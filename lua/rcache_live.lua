@@ -204,7 +204,7 @@ function methods.add(cache, records, ttl)
     if seen[ktext] then
       local other = seen[ktext]
       fail(op, "keys %s and %s name the same record",
-        type(other) == "string" and quote(other) or tostring(other), quote(ktext))
+        type(other) == "string" and quote(other) or ktext, type(key) == "string" and quote(key) or ktext)
     end
     seen[ktext] = key
     items[#items + 1] = { rk, ktext, internal.encode(cache, value, ("%s: record %s"):format(op, quote(ktext))), ms, ms,

@@ -242,7 +242,7 @@ describe("access tracking", function()
     assert.same({ x = { v = 1 } }, cache:get_all_records("x"))
     local seen = {}
     for k, v in cache:records() do seen[k] = v end
-    for k, v in pairs(cache) do seen[k .. "!"] = v end
+    for k, v in H.pairs(cache) do seen[k .. "!"] = v end
     assert.same({ x = { v = 1 }, y = { v = 2 }, ["x!"] = { v = 1 }, ["y!"] = { v = 2 } }, seen)
     assert.equal(score, access_of(cache, ns, "x"))
     local now_left = pttl(cache, "x")

@@ -27,7 +27,7 @@ local REDIS_VARS = {
   "REDIS_DEFAULT_TTL", "REDIS_ACTIVE_TTL", "REDIS_URL",
 }
 
--- Runs lua5.4 -e script with only the given REDIS_* variables (the others
+-- Runs H.lua -e script with only the given REDIS_* variables (the others
 -- unset) and this process's module paths; returns its output (stdout and
 -- stderr) and whether it exited with 0.
 local function run_lua(vars, script)
@@ -39,11 +39,9 @@ local function run_lua(vars, script)
   for _, name in ipairs(names) do words[#words + 1] = name .. "=" .. H.shell_quote(vars[name]) end
   words[#words + 1] = "LUA_PATH=" .. H.shell_quote(package.path)
   words[#words + 1] = "LUA_CPATH=" .. H.shell_quote(package.cpath)
-  words[#words + 1] = "lua5.4 -e " .. H.shell_quote(script) .. " 2>&1"
-  local p = assert(io.popen(table.concat(words, " ")))
-  local out = p:read("a")
-  local ok = p:close()
-  return out, ok == true
+  words[#words + 1] = H.lua .. " -e " .. H.shell_quote(script) .. " 2>&1"
+  local out, code = H.run(table.concat(words, " "))
+  return out, code == 0
 end
 
 -- Prints the module's fields as sorted "name=value" lines.
@@ -66,7 +64,7 @@ describe("config.resolve defaults", function()
         namespace = "rcache", connect_timeout = 5, timeout = 5,
         transport = "hiredis", pool_size = 30, keepalive_timeout = 60,
       }, s)
-      assert.equal("integer", math.type(s.port))
+      assert.equal("integer", H.number_type(s.port))
     end
   end)
 
@@ -96,7 +94,7 @@ describe("config.resolve environment", function()
       local s = resolve(nil, case[1])
       assert.equal(case[3], s[case[2]], case[2])
     end
-    assert.equal("integer", math.type(resolve(nil, { REDIS_PORT = "6390" }).port))
+    assert.equal("integer", H.number_type(resolve(nil, { REDIS_PORT = "6390" }).port))
   end)
 
   it("reads REDIS_ACTIVE_TTL as true/1/yes or false/0/no, any case", function()

@@ -5,12 +5,12 @@
 local H = require "support.helpers"
 local rcache = require "rcache_live"
 
-local LUA = "lua5.4"
+local LUA = H.lua
 local MAX_SLEEP = 2 -- seconds an example may sleep, in all
 
 local function read_file(path)
   local f = assert(io.open(path, "rb"))
-  local text = f:read("a")
+  local text = f:read("*a")
   f:close()
   return text
 end
@@ -48,7 +48,7 @@ end
 
 local function server_ms()
   local t = H.raw("TIME")
-  return tonumber(t[1]) * 1000 + tonumber(t[2]) // 1000
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
 local CLEARED = {
@@ -69,9 +69,8 @@ local function run_example(path, db, extra_env)
   for name, value in pairs(extra_env or {}) do cmd[#cmd + 1] = name .. "=" .. H.shell_quote(value) end
   cmd[#cmd + 1] = LUA .. " " .. H.shell_quote(path) .. " 2>" .. H.shell_quote(errfile)
   local started = server_ms()
-  local p = assert(io.popen(table.concat(cmd, " ")))
-  local out = p:read("a")
-  local ok, _, code = p:close()
+  local out, code = H.run(table.concat(cmd, " "))
+  local ok = code == 0
   local seconds = (server_ms() - started) / 1000
   local err = read_file(errfile)
   os.remove(errfile)
@@ -113,6 +112,30 @@ local function assert_output(expected, run, name)
   end
 end
 
+-- What a chunk of Lua needs to compile here.
+local function compiles(source) return (loadstring or load)(source) ~= nil end
+
+-- Examples that show what only some runtimes have: the feature, whether
+-- this runtime has it, and how a runtime without it stops the example
+-- (checked, so that a mark cannot outlive its reason).
+local NEEDS = {
+  ["examples/closing.lua"] = {
+    "to-be-closed variables (Lua 5.4)", compiles("local x <close> = nil"), "unexpected symbol near '<'",
+  },
+  ["examples/data_layout.lua"] = {
+    "bitwise operators (Lua 5.3+)", compiles("return 1 ~ 1"), "expected near '~'",
+  },
+  ["examples/exact_data.lua"] = {
+    "64-bit integers (Lua 5.3+)", H.has_integers, "attempt to call field 'type' %(a nil value%)",
+  },
+  ["examples/codec_cjson.lua"] = {
+    "64-bit integers (Lua 5.3+)", H.has_integers, "attempt to call field 'type' %(a nil value%)",
+  },
+  ["examples/pairs.lua"] = {
+    "__pairs (Lua 5.2+)", H.has_pairs_metamethod, "table expected, got userdata",
+  },
+}
+
 local NOT_CONNECTED = "rcache_live: exists: no such file or directory (unix:<path>)"
 
 local EXPECTED = {
@@ -139,9 +162,9 @@ local EXPECTED = {
     "true", "false", "nil", "1",
     "10", "Alice\tnil",
     { anywhere = "user:1\tAlice" }, { anywhere = "user:2\tBob" },
-    { anywhere = "order:1" }, { anywhere = "42" },
     near("", 30, 0.1), "true", "nil",
   },
+  ["examples/pairs.lua"] = { { anywhere = "user:1\tAlice" }, { anywhere = "user:2\tBob" } },
   ["examples/update.lua"] = { "Alice\t26", "26", "1", "Bergen\tnil\ttrue" },
   ["examples/bulk.lua"] = {
     "2\t1\t2", "false\trcache_live: add: record \"key4\": cannot encode a function (at .callback)", "false", "4",
@@ -238,15 +261,24 @@ describe("examples/", function()
       assert(seconds <= MAX_SLEEP, ("%s sleeps %.1f s"):format(file, seconds))
     end)
 
-    it(file .. " runs, exits 0, prints what it promises and tidies up", function()
-      local run = run_example(file, i)
-      assert(run.ok and run.code == 0, ("%s exited %s\nstdout:\n%s\nstderr:\n%s"):format(
-        file, tostring(run.code), run.text, run.err))
-      assert.is_nil(run.text:find("stack traceback", 1, true))
-      assert_output(EXPECTED[file] or {}, run, file)
-      assert(run.seconds < MAX_SLEEP + 2, ("%s took %.2f s"):format(file, run.seconds))
-      assert.same(LEAVES[file] or {}, keys_in(i))
-    end)
+    local needs = NEEDS[file]
+    if needs and not needs[2] then
+      it(file .. " needs " .. needs[1] .. ", which " .. H.lua .. " lacks: it stops there", function()
+        local run = run_example(file, i)
+        assert.is_false(run.ok, run.text)
+        assert.matches(needs[3], run.err)
+      end)
+    else
+      it(file .. " runs, exits 0, prints what it promises and tidies up", function()
+        local run = run_example(file, i)
+        assert(run.ok and run.code == 0, ("%s exited %s\nstdout:\n%s\nstderr:\n%s"):format(
+          file, tostring(run.code), run.text, run.err))
+        assert.is_nil(run.text:find("stack traceback", 1, true))
+        assert_output(EXPECTED[file] or {}, run, file)
+        assert(run.seconds < MAX_SLEEP + 2, ("%s took %.2f s"):format(file, run.seconds))
+        assert.same(LEAVES[file] or {}, keys_in(i))
+      end)
+    end
   end
 
   it("examples/errors.lua reports a failed read on stderr in get_or_nil", function()
@@ -257,7 +289,14 @@ describe("examples/", function()
   end)
 
   it("examples/data_layout.lua leaves its record where the README says, with a TTL", function()
-    run_example("examples/data_layout.lua", 1)
+    if NEEDS["examples/data_layout.lua"][2] then
+      run_example("examples/data_layout.lua", 1)
+    else -- the example's own code cannot compile here: what it does with the library
+      assert.equal("OK", H.cli("-n", 1, "FLUSHDB"))
+      local c = rcache.new { socket = H.socket, db = 1 }
+      c["user:1"] = { name = "Alice" }
+      c:close()
+    end
     local function cli(...) return H.cli("-n", 1, ...) end
     assert.equal("string", cli("TYPE", "rcache:{cb}:r:user:1"))
     assert.equal('{"name":"Alice"}', cli("GET", "rcache:{cb}:r:user:1"))

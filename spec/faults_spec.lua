@@ -17,7 +17,7 @@ local deepcompare = require("luassert.util").deepcompare
 local function read_file(path)
   local f = io.open(path)
   if not f then return "" end
-  local text = f:read("a")
+  local text = f:read("*a")
   f:close()
   return text
 end
@@ -50,15 +50,17 @@ local function options(server, transport, extra)
   return o
 end
 
--- Runs a Lua script in a fresh lua5.4 (a crash cannot take busted down)
--- with extra environment variables; returns its output and exit line.
+-- Runs a Lua script in a fresh interpreter like this one (a crash cannot
+-- take busted down) with extra environment variables; returns its output
+-- and exit line.
 local function run_lua(script, env)
   local vars = {}
   for k, v in pairs(env or {}) do vars[#vars + 1] = k .. "=" .. H.shell_quote(v) end
-  local cmd = ("env %s LUA_PATH=%s LUA_CPATH=%s lua5.4 -e %s 2>&1; echo \"exit=$?\""):format(
-    table.concat(vars, " "), H.shell_quote(package.path), H.shell_quote(package.cpath), H.shell_quote(script))
+  local cmd = ("env %s LUA_PATH=%s LUA_CPATH=%s %s -e %s 2>&1; echo \"exit=$?\""):format(
+    table.concat(vars, " "), H.shell_quote(package.path), H.shell_quote(package.cpath), H.lua,
+    H.shell_quote(script))
   local p = assert(io.popen(cmd))
-  local out = p:read("a")
+  local out = p:read("*a")
   p:close()
   return out
 end
@@ -435,8 +437,8 @@ describe("add and update cut by a fault", function()
 
       local out, pidfile = server.dir .. "/child.out", server.dir .. "/child.pid"
       os.remove(out)
-      os.execute(("LUA_PATH=%s LUA_CPATH=%s lua5.4 %s %s %s %d %s > %s 2>&1 & echo $! > %s"):format(
-        H.shell_quote(package.path), H.shell_quote(package.cpath), H.shell_quote(script),
+      os.execute(("LUA_PATH=%s LUA_CPATH=%s %s %s %s %s %d %s > %s 2>&1 & echo $! > %s"):format(
+        H.shell_quote(package.path), H.shell_quote(package.cpath), H.lua, H.shell_quote(script),
         H.shell_quote(server.socket), H.shell_quote(ns), N, pad, H.shell_quote(out), H.shell_quote(pidfile)))
       local pid = assert(tonumber(read_file(pidfile):match("%d+")))
       for _ = 1, 500 do
@@ -649,7 +651,7 @@ describe("which calls may be retried", function()
     teardown(function() server:destroy() end)
 
     for _, case in ipairs(CASES) do
-      local name, before, call, result, _, after = table.unpack(case, 1, 6)
+      local name, before, call, result, _, after = H.unpack(case, 1, 6)
       it(name .. ": nothing was done, and the retry once the server is back gives the intended records", function()
         local cache = rcache.new(options(server, "unix", { timeout = 1 }))
         cache:add(before)
@@ -673,7 +675,7 @@ describe("which calls may be retried", function()
     teardown(function() server:destroy() end)
 
     for _, case in ipairs(CASES) do
-      local name, before, call, _, again, after = table.unpack(case, 1, 6)
+      local name, before, call, _, again, after = H.unpack(case, 1, 6)
       it(name .. ": the retry gives the same records as one successful call", function()
         local cache = rcache.new(options(server, "unix", { timeout = 0.3 }))
         cache:add(before)

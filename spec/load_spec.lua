@@ -9,8 +9,9 @@ local internal = require("rcache_live.core").internal
 local system = require "system"
 
 local function run(env, ops)
-  local p = assert(io.popen(env .. " spec/load/run.sh " .. ops .. " 2>&1; echo \"exit status $?\""))
-  local out = p:read("a")
+  local p = assert(io.popen("LUA=" .. H.lua .. " " .. env .. " spec/load/run.sh " .. ops
+    .. " 2>&1; echo \"exit status $?\""))
+  local out = p:read("*a")
   p:close()
   return out, tonumber(out:match("exit status (%d+)\n$"))
 end

@@ -40,7 +40,7 @@ describe("update", function()
     local expected = { name = "Alice", age = 26, city = "Paris", tags = { "a", "b" } }
     assert.same(expected, merged)
     assert.same(expected, cache:get_record("user:1"))
-    assert.equal("integer", math.type(cache:get_record("user:1").age))
+    assert.equal("integer", H.number_type(cache:get_record("user:1").age))
   end)
 
   it("replaces a nested field as a whole (top level only) and can set a field to null", function()
@@ -198,49 +198,53 @@ describe("update", function()
     local procs = {}
     for id = 1, 2 do
       local code = ("ID, NS = %d, %q\n"):format(id, ns) .. child
-      procs[id] = assert(io.popen(env .. "lua5.4 -e " .. H.shell_quote(code) .. " 2>&1"))
+      -- the shell reports the exit status (io.popen's close does on 5.2+ only)
+      procs[id] = assert(io.popen(env .. H.lua .. " -e " .. H.shell_quote(code) .. " 2>&1; echo \" exit=$?\""))
     end
     -- read and close both before asserting, so that no process outlives the test
     local results = {}
     for id = 1, 2 do
-      local out = procs[id]:read("a")
-      results[id] = { out, procs[id]:close() }
+      results[id] = procs[id]:read("*a")
+      procs[id]:close()
     end
-    for id = 1, 2 do assert.same({ "done " .. id, true, "exit", 0 }, results[id]) end
+    for id = 1, 2 do assert.equal("done " .. id .. " exit=0\n", results[id]) end
     local record = cache:get_record("shared")
     assert.equal(1000, count(record))
     for id = 1, 2 do
       for i = 1, 500 do
         local v = record["f" .. id .. "_" .. i]
         assert.equal(id * 100000 + i, v, "f" .. id .. "_" .. i)
-        assert.equal("integer", math.type(v))
+        assert.equal("integer", H.number_type(v))
       end
     end
   end)
 
   it("keeps the untouched fields exact (integers stay integers, floats bit for bit)", function()
     local cache = H.cache()
-    local big = 1700000000123456789
+    -- the largest integers this runtime holds: 64 bits, or 2^53 without an integer subtype
+    local big = H.has_integers and 1700000000123456789 or 1700000000123456
+    local floats = { tenth = 0.1, third = 1 / 3, two = 2.0 }
+    if not H.has_integers then floats.two = 2.5 end -- 2.0 is the integer 2 there
     cache:set_record("n", {
-      max = math.maxinteger, min = math.mininteger, big = big,
-      tenth = 0.1, third = 1 / 3, two = 2.0,
+      max = H.maxinteger, min = H.mininteger, big = big,
+      tenth = floats.tenth, third = floats.third, two = floats.two,
     })
     local merged = cache:update("n", { other = "x" })
     for _, got in ipairs { merged, cache:get_record("n") } do
       assert.equal("x", got.other)
-      for name, want in pairs { max = math.maxinteger, min = math.mininteger, big = big } do
-        assert.equal("integer", math.type(got[name]), name)
+      for name, want in pairs { max = H.maxinteger, min = H.mininteger, big = big } do
+        assert.equal("integer", H.number_type(got[name]), name)
         assert.equal(want, got[name], name)
       end
-      for name, want in pairs { tenth = 0.1, third = 1 / 3, two = 2.0 } do
-        assert.equal("float", math.type(got[name]), name)
+      for name, want in pairs(floats) do
+        assert.equal("float", H.number_type(got[name]), name)
         assert.is_true(same_float(want, got[name]), name)
       end
     end
     local bytes = stored(cache, "n")
-    assert.truthy(bytes:find("9223372036854775807", 1, true))
-    assert.truthy(bytes:find("-9223372036854775808", 1, true))
-    assert.truthy(bytes:find("1700000000123456789", 1, true))
+    assert.truthy(bytes:find(H.has_integers and "9223372036854775807" or "9007199254740991", 1, true), bytes)
+    assert.truthy(bytes:find(H.has_integers and "-9223372036854775808" or "-9007199254740991", 1, true), bytes)
+    assert.truthy(bytes:find(("%d"):format(big), 1, true), bytes)
   end)
 
   it("takes one round trip: a single EVALSHA on the record's bucket", function()
@@ -493,7 +497,7 @@ describe("get_all_records and records", function()
     for i = 1, 3000 do
       local v = all["k" .. i]
       assert.same(records["k" .. i], v)
-      assert.equal("integer", math.type(v.i))
+      assert.equal("integer", H.number_type(v.i))
     end
     local scans, mgets = 0, 0
     for i, name in ipairs(names(lines)) do
@@ -527,7 +531,7 @@ describe("get_all_records and records", function()
     local cache = H.cache()
     assert.same({}, cache:get_all_records())
     for k in cache:records() do error("unexpected key " .. tostring(k)) end
-    for k in pairs(cache) do error("unexpected key " .. tostring(k)) end
+    for k in H.pairs(cache) do error("unexpected key " .. tostring(k)) end
   end)
 
   it("raises naming the key of a record that is invalid JSON", function()
@@ -553,10 +557,14 @@ describe("get_all_records and records", function()
     end
     assert.equal(51, n)
     assert.same(records, via_records)
-    local via_pairs = {}
-    for k, v in pairs(cache) do via_pairs[k] = v end
-    assert.same(records, via_pairs)
     assert.same(records, cache:get_all_records())
+    if H.has_pairs_metamethod then
+      local via_pairs = {}
+      for k, v in pairs(cache) do via_pairs[k] = v end
+      assert.same(records, via_pairs)
+    else -- 5.1 and LuaJIT ignore __pairs: pairs refuses the userdata
+      assert.matches("table expected, got userdata", H.error_of(pairs, cache))
+    end
   end)
 end)
 
@@ -601,15 +609,15 @@ describe("codec interchange with lua-cjson", function()
 
   it("rcache.json round trips and rcache.null is cjson.null", function()
     local value = {
-      s = "x\"y\n", i = 42, f = 0.1, big = math.maxinteger, b = false, n = rcache.null,
+      s = "x\"y\n", i = 42, f = 0.1, big = H.maxinteger, b = false, n = rcache.null,
       list = { 1, "two", { three = 3 } }, empty = rcache.array(),
     }
     local text = rcache.json.encode(value)
     assert.is_string(text)
     local back = rcache.json.decode(text)
     assert.same(value, back)
-    assert.equal("integer", math.type(back.big))
-    assert.equal(math.maxinteger, back.big)
+    assert.equal("integer", H.number_type(back.big))
+    assert.equal(H.maxinteger, back.big)
     assert.equal(rcache.array_mt, getmetatable(back.empty))
     assert.equal("[]", rcache.json.encode(back.empty))
     assert.equal(rcache.null, back.n)
@@ -630,7 +638,10 @@ describe("add review cases", function()
   it("refuses two keys that name the same record (1 and \"1\"), writing nothing", function()
     local cache, ns = H.cache()
     local err = H.error_of(cache.add, cache, { [1] = "a", ["1"] = "b" })
-    assert.matches('^rcache_live: add: keys 1 and "1" name the same record$', err)
+    -- either key can come first: the order of a table walk is not defined
+    local a, b = err:match('^rcache_live: add: keys (%S+) and (%S+) name the same record$')
+    assert.is_truthy(a, err)
+    assert.same({ ['"1"'] = true, ["1"] = true }, { [a] = true, [b] = true })
     assert.same({}, H.keys_of(ns))
     cache:close()
   end)

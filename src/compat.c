@@ -11,6 +11,22 @@ int compat_error(lua_State *L, const char *fmt, ...) {
   return lua_error(L);
 }
 
+int compat_tointeger(lua_State *L, int idx, long long *out) {
+#if RCACHE_HAVE_INTEGERS
+  if (!lua_isinteger(L, idx)) return 0;
+  *out = (long long)lua_tointeger(L, idx);
+  return 1;
+#else
+  lua_Number n;
+  if (lua_type(L, idx) != LUA_TNUMBER) return 0;
+  n = lua_tonumber(L, idx);
+  if (!(n >= -9007199254740992.0 && n <= 9007199254740992.0)) return 0; /* NaN too */
+  if ((lua_Number)(long long)n != n) return 0;
+  *out = (long long)n;
+  return 1;
+#endif
+}
+
 #if LUA_VERSION_NUM < 502
 
 /* Registers the functions of l into the table on top of the stack below

@@ -33,6 +33,12 @@ void *compat_testudata(lua_State *L, int idx, const char *tname);
 typedef long long lua_Integer_compat;
 #endif
 
+/* If the value at idx is an integer, stores it in *out and returns 1, else
+ * returns 0. 5.3+: a number of the integer subtype. 5.1, 5.2, LuaJIT (no
+ * subtype): a number with an integral value of at most 2^53 in magnitude,
+ * where every integer is exact (-0.0 is 0). Never converts. [-0, +0, -] */
+int compat_tointeger(lua_State *L, int idx, long long *out);
+
 #if LUA_VERSION_NUM >= 504
 #define compat_newuserdata(L, size) lua_newuserdatauv((L), (size), 0)
 #else

@@ -806,7 +806,7 @@ static int dec_push_integer(json_decoder *d, const char *s, size_t len) {
   return dec_push_float(d, s, len); /* beyond lua_Integer, like Lua's lexer */
 #else
   if (fits && mag <= (1ULL << 53)) {
-    lua_pushnumber(d->L, neg ? -(lua_Number)mag : (lua_Number)mag);
+    lua_pushnumber(d->L, neg && mag ? -(lua_Number)mag : (lua_Number)mag); /* "-0" is 0 */
     return 1;
   }
   lua_pushlstring(d->L, s, len);

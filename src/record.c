@@ -27,25 +27,15 @@ static int bad_key(lua_State *L, int idx, const char *op) {
 /* Reads the key at idx into k: strings as they are, integers as decimal
  * text. [-0, +0, v] raises on any other type. */
 static void key_check(lua_State *L, int idx, const char *op, keyref *k) {
+  long long n;
   if (lua_type(L, idx) == LUA_TSTRING) {
     k->text = lua_tolstring(L, idx, &k->len);
     return;
   }
-  if (lua_type(L, idx) == LUA_TNUMBER) {
-#if RCACHE_HAVE_INTEGERS
-    if (lua_isinteger(L, idx)) {
-      k->len = (size_t)snprintf(k->num, sizeof k->num, LUA_INTEGER_FMT, lua_tointeger(L, idx));
-      k->text = k->num;
-      return;
-    }
-#else
-    lua_Number n = lua_tonumber(L, idx);
-    if (n == floor(n) && fabs(n) <= 9007199254740992.0) {
-      k->len = (size_t)snprintf(k->num, sizeof k->num, "%.0f", (double)n);
-      k->text = k->num;
-      return;
-    }
-#endif
+  if (compat_tointeger(L, idx, &n)) {
+    k->len = (size_t)snprintf(k->num, sizeof k->num, "%lld", n);
+    k->text = k->num;
+    return;
   }
   bad_key(L, idx, op);
 }

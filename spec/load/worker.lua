@@ -36,7 +36,24 @@ local rcache = require "rcache_live"
 local system = require "system"
 
 local null, array_mt = rcache.null, rcache.array_mt
-local mtype, pack = math.type, string.pack
+
+-- What differs between runtimes. 5.3+ have 64-bit integers beside floats;
+-- 5.1, 5.2 and LuaJIT hold every number as a double, and the codec writes
+-- integral values below 2^53 as integers, any other number as a float.
+local HAVE_INTEGERS = math.type ~= nil
+local mtype = math.type or function(x)
+  if type(x) ~= "number" then return nil end
+  if x == math.floor(x) and x > -2 ^ 53 and x < 2 ^ 53 and 1 / x ~= -math.huge then return "integer" end
+  return "float"
+end
+-- Bit-for-bit equality of two floats (NaN is never stored, so without
+-- string.pack equal values and zeros of the same sign are equal bits).
+local function same_bits(a, b)
+  if string.pack then return string.pack("<d", a) == string.pack("<d", b) end
+  return a == b and 1 / a == 1 / b
+end
+local tpack = table.pack or function(...) return { n = select("#", ...), ... } end
+local tunpack = table.unpack or unpack
 
 ---------------------------------------------------------------------------
 -- The model
@@ -52,7 +69,7 @@ model.now = now
 -- (array_mt) and objects kept apart, tables compared deeply.
 local function eq(a, b)
   if a == b then
-    if mtype(a) == "float" then return mtype(b) == "float" and pack("<d", a) == pack("<d", b) end
+    if mtype(a) == "float" then return mtype(b) == "float" and same_bits(a, b) end
     return mtype(a) == mtype(b)
   end
   if type(a) ~= "table" or type(b) ~= "table" then return false end
@@ -257,6 +274,10 @@ local function surely_cleaned(w_hi, cleanups, idle_ms)
 end
 model.maybe_cleaned, model.surely_cleaned = maybe_cleaned, surely_cleaned
 
+-- Floats as hex literals where the runtime reads them back (5.2+, LuaJIT),
+-- else as F"<17 digits>" (F = tonumber at load time: exact, -0.0 too).
+local HEX_FLOATS = pcall(string.format, "%a", 1.5) and (loadstring or load)("return 0x1.8p1") ~= nil
+
 --- Writes v as a Lua expression (exact: floats in hex, null as N, arrays
 -- as A{...}) into the list out.
 local function serialize(v, out)
@@ -264,8 +285,10 @@ local function serialize(v, out)
   if t == "number" then
     if mtype(v) == "integer" then
       out[#out + 1] = v == math.mininteger and "math.mininteger" or ("%d"):format(v)
-    else
+    elseif HEX_FLOATS then
       out[#out + 1] = ("%a"):format(v)
+    else
+      out[#out + 1] = ("F%q"):format(("%.17g"):format(v))
     end
   elseif t == "string" then
     out[#out + 1] = ("%q"):format(v)
@@ -296,9 +319,13 @@ model.serialize = serialize
 --- Reads a journal written by serialize.
 function model.load(path)
   local f = assert(io.open(path, "rb"))
-  local text = f:read("a")
+  local text = f:read("*a")
   f:close()
-  local env = { N = null, A = rcache.array, math = math }
+  local env = { N = null, A = rcache.array, math = math, F = tonumber }
+  if setfenv then -- 5.1 and LuaJIT: a string chunk and its environment
+    local chunk = assert(loadstring(text, "=" .. path))
+    return setfenv(chunk, env)()
+  end
   return assert(load(text, "=" .. path, "t", env))()
 end
 
@@ -316,9 +343,14 @@ for i = 1, select("#", ...) do
 end
 local SOCKET = assert(opt.socket, "socket=")
 local NS = assert(opt.ns, "ns=")
-local P = assert(math.tointeger(tonumber(opt.id)), "id=")
-local OPS = assert(math.tointeger(tonumber(opt.ops)), "ops=")
-local SEED = math.tointeger(tonumber(opt.seed or "1")) or 1
+-- The integer a decimal text stands for, else nil.
+local function to_integer(text)
+  local n = tonumber(text)
+  if n and n == math.floor(n) then return math.tointeger and math.tointeger(n) or n end
+end
+local P = assert(to_integer(opt.id), "id=")
+local OPS = assert(to_integer(opt.ops), "ops=")
+local SEED = to_integer(opt.seed or "1") or 1
 local OUT = assert(opt.out, "out=")
 local PROGRESS, GO, RESTARTED = opt.progress, opt.go, opt.restarted
 local IDLE_MIN = tonumber(opt.idle or "0.1")
@@ -356,25 +388,55 @@ local function random_string()
   return table.concat(parts)
 end
 
-local INTEGERS = { 0, 1, -1, math.maxinteger, math.mininteger, (1 << 53) + 1, -(1 << 53) - 1, 4294967296 }
+local INTEGERS = { 0, 1, -1, 4294967296 }
+if HAVE_INTEGERS then -- the 64-bit extremes; 2^53 + 1, which no double holds
+  for _, i in ipairs { math.maxinteger, math.mininteger, math.tointeger(2 ^ 53) + 1, -math.tointeger(2 ^ 53) - 1 } do
+    INTEGERS[#INTEGERS + 1] = i
+  end
+else -- the largest integers the codec writes as integer text
+  INTEGERS[#INTEGERS + 1], INTEGERS[#INTEGERS + 2] = 2 ^ 53 - 1, -(2 ^ 53 - 1)
+end
 local FLOATS = { 0.0, -0.0, 0.1, 1.0, -1.5, 1e300, -1e-300, 5e-324, 2.0 ^ 53, 2.0 ^ 63, 123456.789, 1 / 3 }
+
+-- A random number of n bits (at most 53), 16 at a time: 5.1's random
+-- takes C ints.
+local function random_bits(n)
+  local x = 0
+  while n > 0 do
+    local b = math.min(n, 16)
+    x = x * 2 ^ b + random(0, 2 ^ b - 1)
+    n = n - b
+  end
+  return x
+end
+
+-- Any integer the runtime has: 64 bits (5.4: random(0); 5.3: two 32-bit
+-- halves, the product wrapping around), or below 2^53 in magnitude.
+local function random_wide_integer()
+  if _VERSION == "Lua 5.4" then return random(0) end
+  if HAVE_INTEGERS then return random(0, 4294967295) * 4294967296 + random(0, 4294967295) end
+  return random_bits(53) * (random(2) == 1 and 1 or -1)
+end
 
 local function random_integer()
   local r = random(4)
   if r == 1 then return INTEGERS[random(#INTEGERS)] end
-  if r == 2 then return random(0) end -- any 64-bit integer
+  if r == 2 then return random_wide_integer() end
   return random(-100000, 100000)
 end
 
 local function random_float()
   local r = random(4)
   if r == 1 then return FLOATS[random(#FLOATS)] end
-  if r == 2 then -- any finite double, bit pattern at random
+  if r == 2 and string.pack then -- any finite double, bit pattern at random
     for _ = 1, 10 do
-      local d = string.unpack("<d", pack("<i8", random(0)))
+      local d = string.unpack("<d", string.pack("<i8", random_wide_integer()))
       if d == d and d ~= math.huge and d ~= -math.huge then return d end
     end
     return 0.5
+  elseif r == 2 then -- 53 random bits at a random binary exponent, subnormals included
+    local m = random_bits(53)
+    return (random(2) == 1 and 1 or -1) * m * 2 ^ random(-1074, 970)
   end
   return (random() - 0.5) * 10.0 ^ random(-20, 20)
 end
@@ -489,7 +551,7 @@ local function run(name, call, on_ok, on_raise, extra)
   local started = now()
   for attempt = 1, MAX_ATTEMPTS do
     local t_lo = now()
-    local res = table.pack(pcall(call))
+    local res = tpack(pcall(call))
     local t_hi = now()
     if res[1] then
       if attempt > 1 then
@@ -497,7 +559,7 @@ local function run(name, call, on_ok, on_raise, extra)
         if not stats.recovered_at then stats.recovered_at = t_hi end
         pending_sweep = true
       end
-      on_ok(t_lo, t_hi, table.unpack(res, 2, res.n))
+      on_ok(t_lo, t_hi, tunpack(res, 2, res.n))
       return true
     end
     stats.raised_ops = stats.raised_ops + (attempt == 1 and 1 or 0)
@@ -536,7 +598,7 @@ local function evidence(key, text)
     local replies = internal.pipeline(cache, "probe", { { "TIME" }, { "PTTL", rk }, { "HGET", prefix .. "t", text },
       { "ZSCORE", prefix .. "a", text }, { "ZSCORE", prefix .. "e", text }, { "PTTL", prefix .. "t" } })
     local t = replies[1]
-    return ("server now %d%03d: PTTL %s, t=%s, a=%s, e=%s, PTTL(t)=%s"):format(t[1], tonumber(t[2]) // 1000,
+    return ("server now %d%03d: PTTL %s, t=%s, a=%s, e=%s, PTTL(t)=%s"):format(t[1], math.floor(tonumber(t[2]) / 1000),
       tostring(replies[2]), tostring(replies[3]), tostring(replies[4]), tostring(replies[5]), tostring(replies[6]))
   end)
   return ("; history: %s; %s"):format(table.concat(history[text] or {}, " / "), ok and r or ("probe failed: " .. tostring(r)))
@@ -730,7 +792,8 @@ local function own_ttl()
     if s == nil then
       ok = may_absent(c, t_hi)
       keep = { false }
-    elseif mtype(s) == "float" and s >= 0 and s ~= math.huge then -- 0.0: under 1 ms left
+    elseif type(s) == "number" and (mtype(s) == "float" or not HAVE_INTEGERS) and s >= 0 and s ~= math.huge then
+      -- seconds left, a float (0.0: under 1 ms); any number where there is no integer subtype
       local ms = s * 1000
       for _, x in ipairs(c) do
         -- seconds left: at most the record's TTL, at least what its last access leaves
