@@ -144,7 +144,7 @@ describe("protocol-looking keys and values", function()
     assert.equal(0, H.raw("EXISTS", "injected"))
     -- the only keys with "injected" in their name are record keys
     for _, k in ipairs(H.raw("KEYS", "*injected*")) do
-      assert.matches("^t%d+%-ns%-%d+:{%x%x}:r:k\r\nSET injected 1\r\n$", k)
+      assert.matches("^t%x+%-ns%-%d+:{%x%x}:r:k\r\nSET injected 1\r\n$", k)
     end
     assert.equal('{"v":1}', raw_get(cache, INJECTION))
   end)

@@ -466,9 +466,10 @@ static int enc_is_marked_array(lua_State *L, int idx) {
   return marked;
 }
 
-/* If the number at idx is an integer (5.1/5.2: an integral value below 2^53
- * in magnitude), stores it in *k and returns 1, else returns 0. Never
- * converts the value. [-0, +0, -] */
+/* If the number at idx is an integer (5.1/5.2/LuaJIT: an integral value of
+ * at most 2^53 in magnitude, the range the decoder reads back exactly),
+ * stores it in *k and returns 1, else returns 0. Never converts the value.
+ * [-0, +0, -] */
 static int enc_key_integer(lua_State *L, int idx, long long *k) {
 #if RCACHE_HAVE_INTEGERS
   if (!lua_isinteger(L, idx)) return 0;
@@ -476,7 +477,7 @@ static int enc_key_integer(lua_State *L, int idx, long long *k) {
   return 1;
 #else
   lua_Number x = lua_tonumber(L, idx);
-  if (!(x > -9007199254740992.0 && x < 9007199254740992.0)) return 0;
+  if (!(x >= -9007199254740992.0 && x <= 9007199254740992.0)) return 0;
   if ((lua_Number)(long long)x != x) return 0;
   *k = (long long)x;
   return 1;
@@ -638,7 +639,8 @@ static int enc_number(json_encoder *e, int idx, int depth) {
   x = (double)lua_tonumber(e->L, idx);
   if (!isfinite(x)) return enc_fail(e, depth, "cannot encode NaN or infinity");
 #if !RCACHE_HAVE_INTEGERS
-  if (x > -9007199254740992.0 && x < 9007199254740992.0 && x == (double)(long long)x &&
+  /* integral values up to 2^53, the range dec_push_integer reads back */
+  if (x >= -9007199254740992.0 && x <= 9007199254740992.0 && x == (double)(long long)x &&
       !(x == 0 && signbit(x)))
     n = num_format_int(buf, (long long)x);
   else

@@ -56,11 +56,19 @@ H.port = assert(tonumber(os.getenv("RCACHE_TEST_PORT")))
 H.dead_port = assert(tonumber(os.getenv("RCACHE_TEST_DEAD_PORT")))
 H.dir = assert(os.getenv("RCACHE_TEST_DIR"))
 
+-- busted loads this file afresh for each spec file (insulation), so the
+-- counter alone would repeat names: a random tag per load tells them apart.
+local load_tag = (function()
+  local f = assert(io.open("/dev/urandom", "rb"))
+  local bytes = f:read(4)
+  f:close()
+  return ("%02x%02x%02x%02x"):format(bytes:byte(1, 4))
+end)()
 local counter = 0
 --- A namespace no other test uses.
 function H.namespace(tag)
   counter = counter + 1
-  return ("t%d-%s-%d"):format(os.time() % 100000, tag or "ns", counter)
+  return ("t%s-%s-%d"):format(load_tag, tag or "ns", counter)
 end
 
 --- A cache on the test server's socket in a fresh namespace; options win.
