@@ -99,8 +99,16 @@ $(BUILD)/obj $(BUILD)/rcache_live:
 demo: deps build
 	$(WITH_REDIS) sh -c 'REDIS_SOCKET=$$RCACHE_TEST_SOCKET $(LUA) examples/quickstart.lua'
 
-test: deps build
-	$(WITH_REDIS) $(BUSTED) spec
+# On the default runtime make test runs the nginx specs too (they drive a
+# real nginx, whose lua module loads the LuaJIT build); on the others
+# (make test-all) it runs the rest.
+ifeq ($(LUA_VERSION),5.4)
+TEST_EXTRAS := nginx-deps build-luajit
+TEST_RUN := --run=all
+endif
+
+test: deps build $(TEST_EXTRAS)
+	$(WITH_REDIS) $(BUSTED) $(TEST_RUN) spec
 
 test-all:
 	spec/support/test-all.sh $(ALL_LUA_VERSIONS)
