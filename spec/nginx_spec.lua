@@ -55,7 +55,7 @@ describe("under nginx #nginx", function()
 
   -- Values of every JSON kind; under LuaJIT a number is a double, so the
   -- integers stay within 2^53 and the floats are not integral (an
-  -- integral float comes back as an integer, see README-section.md).
+  -- integral float comes back as an integer, see README.md, "Lua versions").
   local function sample()
     return {
       name = "Zoë \"quoted\" \\ tab\t✓",
