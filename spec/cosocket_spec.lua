@@ -17,9 +17,7 @@ describe("the cosocket transport #nginx", function()
     Server = require "support.server"
     Nginx = require "support.nginx"
     http = require "support.http"
-    local p = assert(io.popen("pwd"))
-    local root = p:read("l")
-    p:close()
+    local root = Nginx.ROOT
     server = Server.new()
     url = "redis://127.0.0.1:" .. server.port
     nginx = Nginx.new {

@@ -82,9 +82,7 @@ describe("under nginx #nginx", function()
     Server = require "support.server"
     Nginx = require "support.nginx"
     http = require "support.http"
-    local p = assert(io.popen("pwd"))
-    ROOT = p:read("l")
-    p:close()
+    ROOT = Nginx.ROOT
     local so = ROOT .. "/build/luajit/rcache_live/core.so"
     assert(io.open(so), so .. " is missing: make build LUA_VERSION=luajit (make test-nginx does)"):close()
     A = Server.new()

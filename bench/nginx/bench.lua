@@ -25,12 +25,7 @@ local DURATION = QUICK and 3 or 6
 local ROUNDS = QUICK and 1 or 5
 local TARGET = 0.9
 
-local function run(cmd)
-  local p = assert(io.popen(cmd))
-  local out = p:read("a")
-  p:close()
-  return out
-end
+local run = require("support.shell").run
 
 local function median(list)
   table.sort(list)

@@ -7,16 +7,8 @@
 
 local M = {}
 
-local function quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
-local function run(cmd)
-  local p = assert(io.popen(cmd))
-  local out = p:read("a")
-  p:close()
-  return out
-end
+local shell = require "support.shell"
+local quote, run = shell.quote, shell.run
 
 --- One request; raises when curl gets no answer at all.
 function M.request(method, url, options)

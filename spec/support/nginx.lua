@@ -25,47 +25,18 @@
 local Nginx = {}
 Nginx.__index = Nginx
 
-local ROOT = (function()
-  local p = assert(io.popen("pwd"))
-  local cwd = p:read("l")
-  p:close()
-  return cwd
-end)()
+local shell = require "support.shell"
+local quote, read_file, run = shell.quote, shell.read_file, shell.capture
+local port_in_use, free_port = shell.port_in_use, shell.free_port
+
+--- The checkout's directory (absolute): the specs run from it.
+local ROOT = run("pwd")
+Nginx.ROOT = ROOT
 
 local EXAMPLE_CONF = ROOT .. "/examples/nginx/nginx.conf"
 
-local function quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
-local function read_file(path)
-  local f = io.open(path)
-  if not f then return nil end
-  local text = f:read("a")
-  f:close()
-  return text
-end
-
-local function run(cmd)
-  local p = assert(io.popen(cmd))
-  local out = p:read("a")
-  p:close()
-  return (out:gsub("\n$", ""))
-end
-
 local function lit(s) return (s:gsub("%p", "%%%0")) end
 
-local function port_in_use(port)
-  return os.execute(("bash -c 'exec 3<>/dev/tcp/127.0.0.1/%d' 2>/dev/null"):format(port)) == true
-end
-
-local function free_port()
-  for _ = 1, 100 do
-    local port = math.random(20000, 60000)
-    if not port_in_use(port) then return port end
-  end
-  error("no free port found")
-end
 Nginx.free_port = free_port
 
 -- Replaces every plain occurrence of from in text; fails if there is none

@@ -26,43 +26,10 @@
 local Server = {}
 Server.__index = Server
 
-local function quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
-local function read_file(path)
-  local f = io.open(path)
-  if not f then return nil end
-  local text = f:read("*a")
-  f:close()
-  return text
-end
-
-local function run(cmd)
-  local p = assert(io.popen(cmd))
-  local out = p:read("*a")
-  p:close()
-  return (out:gsub("\n$", ""))
-end
-
-local function sleep(s)
-  os.execute("sleep " .. s)
-end
-
--- Whether something accepts connections on 127.0.0.1:port.
-local function port_in_use(port)
-  local r = os.execute(("bash -c 'exec 3<>/dev/tcp/127.0.0.1/%d' 2>/dev/null"):format(port))
-  return r == true or r == 0 -- 5.2+ say true, 5.1 and LuaJIT give the status
-end
-
--- A loopback port nothing listens on (for "connection refused" tests too).
-function Server.free_port()
-  for _ = 1, 100 do
-    local port = math.random(20000, 60000)
-    if not port_in_use(port) then return port end
-  end
-  error("no free port found")
-end
+local shell = require "support.shell"
+local quote, read_file, run, sleep = shell.quote, shell.read_file, shell.capture, shell.sleep
+local port_in_use = shell.port_in_use
+Server.free_port = shell.free_port
 
 -- The state letter of a process (R, S, T, Z, ...), nil if there is none.
 local function state_of(pid)
