@@ -69,46 +69,23 @@ function Nginx.config(options, dir, port)
   return table.concat(head, "\n") .. "\n" .. text
 end
 
--- The watchdog, run by sh with $1 = the directory, $2 = the pid of the Lua
--- process and $3 = its start time. Once that process is gone it sends the
--- master QUIT, then KILL to it and its workers (if its command line still
--- names the directory), and removes the directory; it ends by itself when
--- stop() removed the directory.
-local WATCHDOG = [=[
-dir=$1 lua_pid=$2 lua_start=$3
-lua_alive() {
-  stat=$(cat /proc/$lua_pid/stat 2>/dev/null) || return 1
-  set -- $stat
-  [ "$3" != Z ] && [ "${22}" = "$lua_start" ]
-}
-ours() { tr '\0' ' ' < /proc/$1/cmdline 2>/dev/null | grep -qF "$dir/nginx.conf"; }
-while [ -d "$dir" ] && lua_alive; do sleep 0.5; done
-if [ -d "$dir" ]; then
+-- What the watchdog does once the Lua process is gone: send the master
+-- QUIT, then KILL to it and its workers (if its command line still names
+-- the directory).
+local CLEANUP = [=[
+  ours() { tr '\0' ' ' < /proc/$1/cmdline 2>/dev/null | grep -qF "$dir/nginx.conf"; }
   pid=$(cat "$dir/master.pid" 2>/dev/null)
   if [ -n "$pid" ] && ours "$pid"; then
     workers=$(cat /proc/$pid/task/$pid/children 2>/dev/null)
     kill -QUIT "$pid"; sleep 2
     if ours "$pid"; then kill -KILL "$pid" $workers 2>/dev/null; fi
-  fi
-  rm -rf "$dir"
-fi
-]=]
+  fi]=]
 
 --- Starts nginx; see the top of this file for the options.
 function Nginx.new(options)
   options = options or {}
-  local dir = run("mktemp -d \"${TMPDIR:-/tmp}/rcache-nginx.XXXXXX\"")
-  assert(dir:match("^/"), "mktemp failed: " .. dir)
+  local dir = shell.private_dir("rcache-nginx", CLEANUP)
   local self = setmetatable({ dir = dir }, Nginx)
-  local started = os.execute(([[
-    lua_start=$(cut -d' ' -f22 /proc/$PPID/stat)
-    [ -n "$lua_start" ] || exit 1
-    setsid sh -c %s watchdog %s "$PPID" "$lua_start" </dev/null >/dev/null 2>&1 &
-  ]]):format(quote(WATCHDOG), quote(dir)))
-  if not started then
-    os.execute("rm -rf " .. quote(dir))
-    error("could not start the watchdog")
-  end
   local ok, err = pcall(function()
     for _ = 1, 5 do
       self.port = free_port()

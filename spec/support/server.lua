@@ -153,44 +153,16 @@ function Server:start(lines)
   return self
 end
 
---- A new server with extra config lines (a list of strings).
--- The watchdog, run by sh with $1 = the server's directory, $2 = the pid
--- of the Lua process and $3 = its start time (so that a zombie or a reused
--- pid does not count as alive). Once that process is gone, it kills the
--- server left behind (if its cwd is still the directory) and removes the
--- directory; it ends by itself when destroy() removed the directory.
-local WATCHDOG = [=[
-dir=$1 lua_pid=$2 lua_start=$3
-lua_alive() {
-  stat=$(cat /proc/$lua_pid/stat 2>/dev/null) || return 1
-  set -- $stat
-  [ "$3" != Z ] && [ "${22}" = "$lua_start" ]
-}
-while [ -d "$dir" ] && lua_alive; do sleep 0.5; done
-if [ -d "$dir" ]; then
+-- What the watchdog does once the Lua process is gone: kill the server
+-- left behind (if its cwd is still the directory).
+local CLEANUP = [=[
   pid=$(cat "$dir/pid" 2>/dev/null)
-  if [ -n "$pid" ] && [ "$(readlink /proc/$pid/cwd 2>/dev/null)" = "$dir" ]; then kill -9 "$pid"; fi
-  rm -rf "$dir"
-fi
-]=]
+  if [ -n "$pid" ] && [ "$(readlink /proc/$pid/cwd 2>/dev/null)" = "$dir" ]; then kill -9 "$pid"; fi]=]
 
 --- A new server with extra config lines (a list of strings).
 function Server.new(lines)
-  local dir = run("mktemp -d \"${TMPDIR:-/tmp}/rcache-faults.XXXXXX\"")
-  assert(dir:match("^/"), "mktemp failed: " .. dir)
+  local dir = shell.private_dir("rcache-faults", CLEANUP)
   local self = setmetatable({ dir = dir, socket = dir .. "/redis.sock", extra = lines or {} }, Server)
-  -- $PPID of os.execute's shell is this Lua process; the watchdog gets a
-  -- session of its own, so that killing the test's process group leaves it
-  -- to clean up
-  local started = os.execute(([[
-    lua_start=$(cut -d' ' -f22 /proc/$PPID/stat)
-    [ -n "$lua_start" ] || exit 1
-    setsid sh -c %s watchdog %s "$PPID" "$lua_start" </dev/null >/dev/null 2>&1 &
-  ]]):format(quote(WATCHDOG), quote(dir)))
-  if not (started == true or started == 0) then
-    os.execute("rm -rf " .. quote(dir))
-    error("could not start the watchdog")
-  end
   local ok, err = pcall(function()
     for _ = 1, 5 do
       self.port = Server.free_port()
