@@ -802,7 +802,8 @@ describe("records another client wrote", function()
 
   -- Numbers JSON can spell but no finite double holds: reading one must not
   -- hand back an infinity the library itself refuses to write.
-  for _, text in ipairs { "1e999", "-1e999", "[1e999]", '{"n":1e999}', "1" .. ("0"):rep(400) } do
+  for _, text in ipairs { "1e999", "-1e999", "[1e999]", '{"n":1e999}', "1" .. ("0"):rep(400),
+                          '{"n":-1' .. ("0"):rep(400) .. '}', '{"n":1' .. ("0"):rep(400) .. '.5}' } do
     it("an out-of-range number (" .. text:sub(1, 12) .. ") raises naming the key", function()
       raw_set(cache, "huge", text)
       local tail = 'record "huge" is not valid JSON: .*'
@@ -810,6 +811,12 @@ describe("records another client wrote", function()
       assert.is_false(ok, "read back as " .. tostring(type(value) == "table" and value[1] or value))
       assert.matches("^rcache_live: get_record: " .. tail, value)
       assert.matches("^rcache_live: get_all_records: " .. tail, H.error_of(cache.get_all_records, cache))
+      -- update's own check of the text refuses it too, and writes nothing
+      local err = H.error_of(cache.update, cache, "huge", { a = 1 })
+      if not err:find('^rcache_live: update: record "huge" is not a JSON object$') then
+        assert.matches("^rcache_live: update: " .. tail, err)
+      end
+      assert.equal(text, raw_get(cache, "huge"))
       recovers("huge")
     end)
   end

@@ -100,6 +100,16 @@ describe("rcache_live.json", function()
       assert.equal(s, json.decode(json.encode(s)))
     end)
 
+    it("escapes each control byte as \\b \\t \\n \\f \\r or \\u00xx, and nothing else", function()
+      local short = { [8] = "\\b", [9] = "\\t", [10] = "\\n", [12] = "\\f", [13] = "\\r" }
+      for b = 0, 255 do
+        local c = string.char(b)
+        local want = short[b] or (b < 32 and ("\\u%04x"):format(b)) or (c == '"' and '\\"')
+          or (c == "\\" and "\\\\") or c
+        assert.equal('"x' .. want .. 'y' .. want .. '"', json.encode("x" .. c .. "y" .. c))
+      end
+    end)
+
     it("passes every byte through, also invalid UTF-8", function()
       local bytes = {}
       for i = 0, 255 do bytes[#bytes + 1] = string.char(i) end
@@ -399,6 +409,52 @@ describe("rcache_live.json", function()
       assert.equal(ok128, json.encode(json.decode(ok128)))
       assert_decode_error("nesting deeper than 128 levels.*", string.rep("[", 129) .. string.rep("]", 129))
       assert_decode_error("nesting deeper than 128 levels.*", string.rep('{"a":', 129) .. "1" .. string.rep("}", 129))
+    end)
+  end)
+
+  describe("calls within calls", function()
+    -- A finalizer may run inside an encode or decode (whenever Lua
+    -- allocates) and use the codec itself: each call must keep its own
+    -- state, and both results must be right.
+    it("stay apart when a finalizer encodes and decodes mid-call", function()
+      local inner = {}
+      local function finalizer()
+        inner[#inner + 1] = json.encode({ inner = { 1, 2, "three" } })
+        inner[#inner + 1] = json.decode('{"k":[true,null]}')
+      end
+      -- garbage with a finalizer: 5.1 and LuaJIT run __gc on userdata only
+      local function garbage()
+        if newproxy then
+          getmetatable(newproxy(true)).__gc = finalizer
+        else
+          setmetatable({}, { __gc = finalizer })
+        end
+      end
+      local doc = {}
+      for i = 1, 300 do doc[i] = { id = i, name = ("name %d"):format(i), list = { i, i + 0.5 } } end
+      local text = json.encode(doc)
+      for _ = 1, 20 do
+        for _ = 1, 200 do garbage() end
+        assert.equal(text, json.encode(doc))
+        for _ = 1, 200 do garbage() end
+        assert.same(doc, json.decode(text))
+      end
+      collectgarbage()
+      assert.is_true(#inner > 0, "no finalizer ran")
+      for i = 1, #inner, 2 do
+        assert.equal('{"inner":[1,2,"three"]}', inner[i])
+        if inner[i + 1] then assert.same({ k = { true, json.null } }, inner[i + 1]) end
+      end
+    end)
+
+    it("work after a huge document, and after a failed one", function()
+      local big = string.rep("x", 200000)
+      assert.equal('"' .. big .. '"', json.encode(big))
+      assert.equal('{"a":1}', json.encode({ a = 1 }))
+      error_of(json.encode, { a = { b = print } })
+      assert.equal('[1,"x"]', json.encode({ 1, "x" }))
+      error_of(json.decode, '{"a":[1,2')
+      assert.same({ a = { 1, 2 } }, json.decode('{"a":[1,2]}'))
     end)
   end)
 

@@ -1,14 +1,18 @@
 /*
- * json.c - exact JSON <-> Lua codec on top of yajl 2.1 (see json.h).
+ * json.c - exact JSON <-> Lua codec; yajl 2.1 parses (see json.h).
  *
  * Encoding walks the value with raw access only (lua_next, lua_rawgeti) and
- * feeds a yajl_gen; decoding lets yajl_parse call back into code that builds
+ * writes the text straight into one growing buffer (the walk already knows
+ * where every comma and bracket goes, so a generator's state machine would
+ * only cost time); decoding lets yajl_parse call back into code that builds
  * the Lua value directly on the stack. Numbers never go through yajl's own
  * conversions: they are formatted and parsed here, in the "C" locale.
  *
- * Memory: every yajl handle lives in a "box" userdata whose __gc frees it, so
- * a Lua error (memory error inside a callback, say) leaks nothing; on the
- * normal path the handle is freed at once and the box cleared.
+ * Memory: the output buffer and the yajl parser live in a "box" userdata
+ * whose __gc frees them, so a Lua error (memory error inside a callback,
+ * say) leaks nothing. One box per Lua state is reused from call to call (see
+ * box_acquire): its buffer is kept, and the parser allocates from the box's
+ * own arena, so a call on a record makes no malloc.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* newlocale, strtod_l */
@@ -18,19 +22,15 @@
 #include <locale.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <yajl/yajl_gen.h>
 #include <yajl/yajl_parse.h>
 
 #include "compat.h"
 #include "json.h"
-
-#if JSON_MAX_DEPTH > YAJL_MAX_DEPTH
-#error "JSON_MAX_DEPTH above YAJL_MAX_DEPTH needs more than one spill level"
-#endif
 
 #define JSON_ARRAY_MT "rcache_live.array"   /* registry key, public */
 #define JSON_BOX_MT "rcache_live.json.box"  /* registry key, private */
@@ -39,10 +39,6 @@
 #define JSON_PATHBUF 200                    /* path where it happened */
 #define JSON_MSGBUF (JSON_CAUSEBUF + JSON_PATHBUF + 8) /* "cause (at path)" */
 #define JSON_KEYSHOW 32                     /* key bytes shown in a path */
-
-/* The deepest container yajl_gen can open itself (its top level uses one of
- * its YAJL_MAX_DEPTH state slots); one level deeper is the spill level. */
-#define JSON_GEN_DEPTH (YAJL_MAX_DEPTH - 1)
 
 #if defined(__GNUC__) || defined(__clang__)
 #define JSON_PRINTF(f, a) __attribute__((format(printf, f, a)))
@@ -85,21 +81,42 @@ static int json_nomem(lua_State *L) {
   return lua_error(L);
 }
 
-/* Owner of the yajl handles of one call (lauxlib's newbox idea). */
+/* Bytes of parser memory a box hands out itself before falling back to
+ * malloc: a decode of a record needs about 1 KB (yajl's handle, lexer,
+ * buffers and state stack), so most decodes make no malloc at all. */
+#define JSON_ARENA 4096
+#define JSON_ARENA_ALIGN 16
+
+/* What one encode or decode works with: yajl's handles, and the memory
+ * yajl's parser allocates from (lauxlib's newbox idea: the box is a
+ * userdata whose __gc frees everything, so an error leaks nothing). One box
+ * per Lua state is kept in the registry and reused, call after call, so a
+ * call allocates no handles; a call that finds it busy (a finalizer running
+ * mid-call that encodes, or a call a memory error cut short) makes a new
+ * one and keeps that instead. */
 typedef struct {
-  yajl_gen gen;       /* encoder output */
-  yajl_gen spill;     /* encoder, for containers at level JSON_GEN_DEPTH + 1 */
-  yajl_handle parser; /* decoder */
+  int busy;           /* a call is using it */
+  char *out;          /* encoder output (malloc), kept between calls */
+  size_t cap;         /* its size */
+  yajl_handle parser; /* decoder, one call only (yajl cannot reset a parser) */
+  size_t used;        /* bytes of arena handed out */
+  union {             /* the parser's memory; aligned for any object */
+    long double ld;
+    long long ll;
+    void *p;
+    unsigned char bytes[JSON_ARENA];
+  } arena;
 } json_box;
 
 /* Frees every handle still in b and clears it; safe to call twice.
  * Never raises. */
 static void box_release(json_box *b) {
-  if (b->gen != NULL) yajl_gen_free(b->gen);
-  if (b->spill != NULL) yajl_gen_free(b->spill);
+  free(b->out);
   if (b->parser != NULL) yajl_free(b->parser);
-  b->gen = b->spill = NULL;
+  b->out = NULL;
+  b->cap = 0;
   b->parser = NULL;
+  b->used = 0;
 }
 
 /* __gc of a box: box_release. [-0, +0, -] */
@@ -112,8 +129,11 @@ static int box_gc(lua_State *L) {
 /* Pushes a new, empty box whose __gc frees what it holds. [-0, +1, m] */
 static json_box *box_push(lua_State *L) {
   json_box *b = (json_box *)compat_newuserdata(L, sizeof *b);
-  b->gen = b->spill = NULL; /* consistent before __gc can run */
+  b->busy = 0;
+  b->out = NULL; /* consistent before __gc can run */
+  b->cap = 0;
   b->parser = NULL;
+  b->used = 0;
   if (luaL_newmetatable(L, JSON_BOX_MT)) {
     lua_pushcfunction(L, box_gc);
     lua_setfield(L, -2, "__gc");
@@ -122,17 +142,126 @@ static json_box *box_push(lua_State *L) {
   return b;
 }
 
+static const char json_box_key = 'b'; /* registry key (its address): the kept box */
+
+/* Pushes the Lua state's kept box, marked busy; the stack slot keeps it
+ * alive for the call even if another call replaces it. [-0, +1, m] */
+static json_box *box_acquire(lua_State *L) {
+  json_box *b;
+  lua_pushlightuserdata(L, (void *)&json_box_key);
+  lua_rawget(L, LUA_REGISTRYINDEX);
+  b = (json_box *)lua_touserdata(L, -1);
+  if (b == NULL || b->busy) {
+    lua_pop(L, 1);
+    b = box_push(L);
+    lua_pushlightuserdata(L, (void *)&json_box_key);
+    lua_pushvalue(L, -2);
+    lua_rawset(L, LUA_REGISTRYINDEX);
+  }
+  b->busy = 1;
+  return b;
+}
+
+/* Ends a call with b: frees its parser, empties its arena; keeps its
+ * output buffer unless it grew past JSON_KEEP bytes (a one-off huge
+ * document should not stay in memory). Never raises. */
+#define JSON_KEEP 65536
+static void box_done(json_box *b) {
+  if (b->parser != NULL) yajl_free(b->parser);
+  b->parser = NULL;
+  b->used = 0;
+  if (b->cap > JSON_KEEP) {
+    free(b->out);
+    b->out = NULL;
+    b->cap = 0;
+  }
+  b->busy = 0;
+}
+
+/* yajl_alloc_funcs over a box's arena: blocks carry their size in a header
+ * (for realloc); free and realloc of the last block give back or grow in
+ * place. What does not fit comes from malloc. Never raise (NULL: no memory). */
+static int arena_owns(json_box *b, void *p) {
+  uintptr_t a = (uintptr_t)b->arena.bytes, x = (uintptr_t)p;
+  return x >= a && x < a + JSON_ARENA;
+}
+
+static void *arena_malloc(void *ctx, size_t sz) {
+  json_box *b = (json_box *)ctx;
+  size_t need = (sz + JSON_ARENA_ALIGN - 1) / JSON_ARENA_ALIGN * JSON_ARENA_ALIGN;
+  unsigned char *blk;
+  if (sz > JSON_ARENA || JSON_ARENA - b->used < need + JSON_ARENA_ALIGN) return malloc(sz);
+  blk = b->arena.bytes + b->used;
+  memcpy(blk, &need, sizeof need); /* header: the block's size */
+  b->used += need + JSON_ARENA_ALIGN;
+  return blk + JSON_ARENA_ALIGN;
+}
+
+static size_t arena_size(void *p) {
+  size_t n;
+  memcpy(&n, (unsigned char *)p - JSON_ARENA_ALIGN, sizeof n);
+  return n;
+}
+
+static int arena_is_last(json_box *b, void *p) {
+  return (unsigned char *)p + arena_size(p) == b->arena.bytes + b->used;
+}
+
+static void arena_free(void *ctx, void *p) {
+  json_box *b = (json_box *)ctx;
+  if (p == NULL) return;
+  if (!arena_owns(b, p)) {
+    free(p);
+    return;
+  }
+  if (arena_is_last(b, p)) b->used -= arena_size(p) + JSON_ARENA_ALIGN;
+}
+
+static void *arena_realloc(void *ctx, void *p, size_t sz) {
+  json_box *b = (json_box *)ctx;
+  size_t old, need;
+  void *q;
+  if (p == NULL) return arena_malloc(ctx, sz);
+  if (!arena_owns(b, p)) return realloc(p, sz);
+  old = arena_size(p);
+  if (sz <= old) return p;
+  need = (sz + JSON_ARENA_ALIGN - 1) / JSON_ARENA_ALIGN * JSON_ARENA_ALIGN;
+  if (arena_is_last(b, p) && sz <= JSON_ARENA &&
+      (size_t)((unsigned char *)p - b->arena.bytes) + need <= JSON_ARENA) {
+    b->used += need - old;
+    memcpy((unsigned char *)p - JSON_ARENA_ALIGN, &need, sizeof need);
+    return p;
+  }
+  q = arena_malloc(ctx, sz);
+  if (q == NULL) return NULL;
+  memcpy(q, p, old);
+  arena_free(ctx, p);
+  return q;
+}
+
+static const char json_array_key = 'a'; /* registry key (its address): the array metatable */
+
 /* Pushes the registry array metatable ({__jsontype = "array"}), creating it
- * on first use. [-0, +1, m] */
+ * on first use. It is registered under its public name and, for a cheaper
+ * look-up on every decode, under the address of json_array_key.
+ * [-0, +1, m] */
 static void push_array_mt(lua_State *L) {
-  lua_getfield(L, LUA_REGISTRYINDEX, JSON_ARRAY_MT);
+  lua_pushlightuserdata(L, (void *)&json_array_key);
+  lua_rawget(L, LUA_REGISTRYINDEX);
   if (lua_istable(L, -1)) return;
   lua_pop(L, 1);
-  lua_createtable(L, 0, 1);
-  lua_pushliteral(L, "array");
-  lua_setfield(L, -2, "__jsontype");
-  lua_pushvalue(L, -1);
-  lua_setfield(L, LUA_REGISTRYINDEX, JSON_ARRAY_MT);
+  lua_getfield(L, LUA_REGISTRYINDEX, JSON_ARRAY_MT);
+  if (!lua_istable(L, -1)) {
+    lua_pop(L, 1);
+    lua_createtable(L, 0, 1);
+    lua_pushliteral(L, "array");
+    lua_setfield(L, -2, "__jsontype");
+    lua_pushvalue(L, -1);
+    lua_setfield(L, LUA_REGISTRYINDEX, JSON_ARRAY_MT);
+  }
+  lua_pushlightuserdata(L, (void *)&json_array_key);
+  lua_pushvalue(L, -2);
+  lua_rawset(L, LUA_REGISTRYINDEX);
 }
 
 /* idx as an index that does not move when the stack grows. [-0, +0, -] */
@@ -343,8 +472,9 @@ typedef struct {
 
 typedef struct {
   lua_State *L;
-  yajl_gen gen;    /* generator written to: box->gen, or box->spill */
-  json_box *box;
+  json_box *box;   /* owns the output buffer */
+  char *out;       /* box->out, cached */
+  size_t len, cap; /* bytes written, box->cap */
   locale_t loc;
   /* path[d] (1 <= d <= depth): table at level d and its current child;
    * a value at depth d is a child of path[d].tbl. */
@@ -353,6 +483,80 @@ typedef struct {
 } json_encoder;
 
 static int enc_value(json_encoder *e, int idx, int depth);
+
+/* Makes room for n more output bytes. Raises a memory error (the box owns
+ * the buffer). */
+static void out_grow(json_encoder *e, size_t n) {
+  size_t cap = e->cap < 256 ? 256 : e->cap;
+  char *p;
+  if (n > ((size_t)-1) / 2 - e->len) json_nomem(e->L);
+  while (cap - e->len < n) cap *= 2;
+  p = (char *)realloc(e->box->out, cap);
+  if (p == NULL) json_nomem(e->L);
+  e->box->out = e->out = p;
+  e->box->cap = e->cap = cap;
+}
+
+#define OUT_ROOM(e, n) \
+  do { if ((e)->cap - (e)->len < (size_t)(n)) out_grow((e), (n)); } while (0)
+
+/* Appends n bytes. [-0, +0, m] */
+static void out_put(json_encoder *e, const char *s, size_t n) {
+  OUT_ROOM(e, n);
+  memcpy(e->out + e->len, s, n);
+  e->len += n;
+}
+
+/* Appends one byte. [-0, +0, m] */
+static void out_char(json_encoder *e, char c) {
+  OUT_ROOM(e, 1);
+  e->out[e->len++] = c;
+}
+
+/* How each byte is written inside a JSON string: 0 as it is, else the
+ * letter of its two-character escape, or 'u' for \u00XX (the escapes
+ * yajl's generator writes, so the text is the same). */
+static const char out_escape[256] = {
+    'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'b', 't', 'n', 'u', 'f', 'r', 'u', 'u',
+    'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u',
+    0, 0, '"', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, '\\', 0, 0, 0};
+
+/* Appends s[0..len) as a JSON string: quoted, control characters, quote
+ * and backslash escaped, every other byte as it is. [-0, +0, m] */
+static void out_string(json_encoder *e, const char *s, size_t len) {
+  static const char hex[] = "0123456789abcdef";
+  size_t i = 0, run;
+  if (len > ((size_t)-1) / 2) json_nomem(e->L);
+  OUT_ROOM(e, len + 2);
+  e->out[e->len++] = '"';
+  while (i < len) {
+    unsigned char c;
+    for (run = i; run < len && out_escape[(unsigned char)s[run]] == 0; run++) {
+    }
+    if (run > i) {
+      OUT_ROOM(e, run - i + 1);
+      memcpy(e->out + e->len, s + i, run - i);
+      e->len += run - i;
+      i = run;
+      if (i == len) break;
+    }
+    c = (unsigned char)s[i++];
+    OUT_ROOM(e, 7 + (len - i));
+    e->out[e->len++] = '\\';
+    if (out_escape[c] == 'u') {
+      memcpy(e->out + e->len, "u00", 3);
+      e->out[e->len + 3] = hex[c >> 4];
+      e->out[e->len + 4] = hex[c & 15];
+      e->len += 5;
+    } else {
+      e->out[e->len++] = out_escape[c];
+    }
+  }
+  out_char(e, '"');
+}
 
 /* Appends n bytes of s to the path text buf at *pos, truncating it with "..."
  * once JSON_PATHBUF is full. Never raises. */
@@ -424,18 +628,6 @@ static int enc_fail(json_encoder *e, int depth, const char *fmt, ...) {
   snprintf(e->msg, JSON_MSGBUF, "%s (at %s)", cause, path);
   return 0;
 }
-
-/* Reports an unexpected yajl_gen status. Returns 0. Never raises. */
-static int enc_gen_error(json_encoder *e, yajl_gen_status st) {
-  return enc_fail(e, 0, "internal error: yajl_gen status %d", (int)st);
-}
-
-/* Runs a yajl_gen call; on failure returns 0 from the calling function. */
-#define ENC_GEN(e, call)                                   \
-  do {                                                     \
-    yajl_gen_status st_ = (call);                          \
-    if (st_ != yajl_gen_status_ok) return enc_gen_error((e), st_); \
-  } while (0)
 
 /* The table at idx would be container number JSON_MAX_DEPTH + 1 (its depth
  * is JSON_MAX_DEPTH): reports "cyclic table" at the path of the first table
@@ -526,15 +718,16 @@ static int enc_array(json_encoder *e, int idx, int depth, long long n) {
   lua_State *L = e->L;
   json_step *step = &e->path[depth + 1];
   long long i;
-  ENC_GEN(e, yajl_gen_array_open(e->gen));
+  out_char(e, '[');
   step->key = 0;
   for (i = 1; i <= n; i++) {
+    if (i > 1) out_char(e, ',');
     lua_rawgeti(L, idx, i);
     step->index = i;
     if (!enc_value(e, lua_gettop(L), depth + 1)) return 0;
     lua_pop(L, 1);
   }
-  ENC_GEN(e, yajl_gen_array_close(e->gen));
+  out_char(e, ']');
   return 1;
 }
 
@@ -544,7 +737,7 @@ static int enc_array(json_encoder *e, int idx, int depth, long long n) {
 static int enc_object(json_encoder *e, int idx, int depth) {
   lua_State *L = e->L;
   json_step *step = &e->path[depth + 1];
-  ENC_GEN(e, yajl_gen_map_open(e->gen));
+  char sep = '{';
   do { /* stack: key, value */
     const char *k;
     size_t klen;
@@ -556,12 +749,15 @@ static int enc_object(json_encoder *e, int idx, int depth) {
       return enc_bad_key(e, lua_gettop(L) - 1, depth);
     }
     k = lua_tolstring(L, -2, &klen); /* a string already: no conversion */
-    ENC_GEN(e, yajl_gen_string(e->gen, (const unsigned char *)k, klen));
+    out_char(e, sep);
+    sep = ',';
+    out_string(e, k, klen);
+    out_char(e, ':');
     step->key = lua_gettop(L) - 1;
     if (!enc_value(e, lua_gettop(L), depth + 1)) return 0;
     lua_pop(L, 1);
   } while (lua_next(L, idx));
-  ENC_GEN(e, yajl_gen_map_close(e->gen));
+  out_char(e, '}');
   return 1;
 }
 
@@ -573,13 +769,7 @@ static int enc_container(json_encoder *e, int idx, int depth) {
   int marked = enc_is_marked_array(L, idx);
   lua_pushnil(L);
   if (!lua_next(L, idx)) { /* empty */
-    if (marked) {
-      ENC_GEN(e, yajl_gen_array_open(e->gen));
-      ENC_GEN(e, yajl_gen_array_close(e->gen));
-    } else {
-      ENC_GEN(e, yajl_gen_map_open(e->gen));
-      ENC_GEN(e, yajl_gen_map_close(e->gen));
-    }
+    out_put(e, marked ? "[]" : "{}", 2);
     return 1;
   }
   if (!marked && lua_type(L, -2) == LUA_TSTRING) return enc_object(e, idx, depth);
@@ -588,37 +778,12 @@ static int enc_container(json_encoder *e, int idx, int depth) {
   return enc_array(e, idx, depth, n);
 }
 
-/* Writes the table at idx, at level JSON_GEN_DEPTH + 1 (deeper than yajl_gen
- * goes), into the spill generator and then splices that text into the main
- * one with yajl_gen_number, which inserts the separator and copies the text
- * verbatim. Can raise a memory error (the box owns everything). */
-static int enc_spilled(json_encoder *e, int idx, int depth) {
-  const unsigned char *text;
-  size_t len;
-  yajl_gen outer = e->gen;
-  int ok;
-  if (e->box->spill == NULL) {
-    e->box->spill = yajl_gen_alloc(NULL);
-    if (e->box->spill == NULL) return json_nomem(e->L);
-  }
-  yajl_gen_reset(e->box->spill, NULL);
-  yajl_gen_clear(e->box->spill);
-  e->gen = e->box->spill;
-  ok = enc_container(e, idx, depth);
-  e->gen = outer;
-  if (!ok) return 0;
-  ENC_GEN(e, yajl_gen_get_buf(e->box->spill, &text, &len));
-  ENC_GEN(e, yajl_gen_number(outer, (const char *)text, len));
-  return 1;
-}
-
 /* Writes the table at idx, whose depth (enclosing tables) is depth.
  * [-0, +0, m] on success. */
 static int enc_table(json_encoder *e, int idx, int depth) {
   if (depth >= JSON_MAX_DEPTH) return enc_too_deep(e, idx, depth);
   luaL_checkstack(e->L, 4, "JSON nesting");
   e->path[depth + 1].tbl = idx;
-  if (depth == JSON_GEN_DEPTH) return enc_spilled(e, idx, depth);
   return enc_container(e, idx, depth);
 }
 
@@ -626,13 +791,14 @@ static int enc_table(json_encoder *e, int idx, int depth) {
  * that they read back bit for bit (always with '.' or 'e'); refuses NaN and
  * infinities. [-0, +0, -] */
 static int enc_number(json_encoder *e, int idx, int depth) {
-  char buf[JSON_NUMBUF];
+  char *buf;
   size_t n;
   double x;
+  OUT_ROOM(e, JSON_NUMBUF);
+  buf = e->out + e->len;
 #if RCACHE_HAVE_INTEGERS
   if (lua_isinteger(e->L, idx)) {
-    n = num_format_int(buf, (long long)lua_tointeger(e->L, idx));
-    ENC_GEN(e, yajl_gen_number(e->gen, buf, n));
+    e->len += num_format_int(buf, (long long)lua_tointeger(e->L, idx));
     return 1;
   }
 #endif
@@ -646,7 +812,7 @@ static int enc_number(json_encoder *e, int idx, int depth) {
   else
 #endif
     n = num_format_float(buf, x, e->loc);
-  ENC_GEN(e, yajl_gen_number(e->gen, buf, n));
+  e->len += n;
   return 1;
 }
 
@@ -659,19 +825,22 @@ static int enc_value(json_encoder *e, int idx, int depth) {
     case LUA_TSTRING: {
       size_t len;
       const char *s = lua_tolstring(L, idx, &len);
-      ENC_GEN(e, yajl_gen_string(e->gen, (const unsigned char *)s, len));
+      out_string(e, s, len);
       return 1;
     }
     case LUA_TNUMBER:
       return enc_number(e, idx, depth);
     case LUA_TBOOLEAN:
-      ENC_GEN(e, yajl_gen_bool(e->gen, lua_toboolean(L, idx)));
+      if (lua_toboolean(L, idx))
+        out_put(e, "true", 4);
+      else
+        out_put(e, "false", 5);
       return 1;
     case LUA_TTABLE:
       return enc_table(e, idx, depth);
     case LUA_TLIGHTUSERDATA:
       if (lua_touserdata(L, idx) == NULL) {
-        ENC_GEN(e, yajl_gen_null(e->gen));
+        out_put(e, "null", 4);
         return 1;
       }
       return enc_fail(e, depth, "cannot encode a userdata (only the null sentinel)");
@@ -684,8 +853,6 @@ static int enc_value(json_encoder *e, int idx, int depth) {
 
 int json_encode(lua_State *L, int idx) {
   json_encoder e;
-  const unsigned char *text;
-  size_t len;
   int base, ok;
   idx = json_absindex(L, idx);
   base = lua_gettop(L);
@@ -694,20 +861,18 @@ int json_encode(lua_State *L, int idx) {
   if (e.loc == (locale_t)0) return json_nomem(L);
   e.msg[0] = '\0';
   luaL_checkstack(L, 4, "JSON encode");
-  e.box = box_push(L); /* base + 1 */
-  e.box->gen = yajl_gen_alloc(NULL);
-  if (e.box->gen == NULL) return json_nomem(L);
-  e.gen = e.box->gen;
+  e.box = box_acquire(L); /* base + 1 */
+  e.out = e.box->out;
+  e.cap = e.box->cap;
+  e.len = 0;
   ok = enc_value(&e, idx, 0);
-  if (ok && yajl_gen_get_buf(e.gen, &text, &len) == yajl_gen_status_ok) {
-    lua_pushlstring(L, (const char *)text, len); /* may raise: box owns gen */
+  if (ok) {
+    lua_pushlstring(L, e.out, e.len); /* may raise: the box owns the buffer */
   } else {
-    if (ok) enc_fail(&e, 0, "internal error: no yajl_gen buffer");
-    ok = 0;
     lua_settop(L, base + 1);
     lua_pushstring(L, e.msg);
   }
-  box_release(e.box);
+  box_done(e.box);
   lua_replace(L, base + 1);
   lua_settop(L, base + 1);
   return ok;
@@ -723,27 +888,64 @@ int json_encode(lua_State *L, int idx) {
 
 enum { DEC_OK, DEC_TOO_DEEP, DEC_PUSHED };
 
+/* Elements (array) or members (object) an open container holds on the
+ * stack before they go into its table: a table made at the end with its
+ * exact size is never resized while it fills. */
+#define DEC_PENDING 64
+
+/* One open container. Its stack slot holds nil until its table is made;
+ * above it sit its pending elements, or key, value pairs. */
+typedef struct {
+  int slot;          /* stack index of the table (or nil) */
+  int pending;       /* elements or members above slot */
+  lua_Integer count; /* array elements already in the table; -1: object */
+} json_open_container;
+
 typedef struct {
   lua_State *L;
   locale_t loc;
   int array_mt; /* stack index of the array metatable */
   int depth;    /* open containers */
   int failed;   /* DEC_TOO_DEEP, or DEC_PUSHED: message on top of the stack */
-  /* per open container 1..depth: elements so far, or -1 for an object */
-  lua_Integer len[JSON_MAX_DEPTH + 1];
+  json_open_container open[JSON_MAX_DEPTH + 1]; /* 1..depth */
 } json_decoder;
 
-/* Stores the value on top of the stack into the innermost open container
- * (array: next index; object: under the key below it); at depth 0 leaves it
- * as the result. Returns 1. [-1|-2|0, +0, m] */
+/* Moves the pending elements of container c into its table, making the
+ * table first (sized for them, or for more when more may come).
+ * [-(pending or 2*pending), +0, m] */
+static void dec_flush(json_decoder *d, json_open_container *c, int last) {
+  lua_State *L = d->L;
+  int i, n = c->pending;
+  if (lua_isnil(L, c->slot)) {
+    int size = last ? n : 2 * n;
+    if (c->count < 0)
+      lua_createtable(L, 0, size);
+    else
+      lua_createtable(L, size, 0);
+    lua_replace(L, c->slot);
+  }
+  if (c->count >= 0) { /* elements: top is the last one */
+    for (i = n; i >= 1; i--) lua_rawseti(L, c->slot, c->count + i);
+    c->count += n;
+  } else { /* in order, so that of duplicate keys the last one wins */
+    for (i = 0; i < n; i++) {
+      lua_pushvalue(L, c->slot + 1 + 2 * i);
+      lua_pushvalue(L, c->slot + 2 + 2 * i);
+      lua_rawset(L, c->slot);
+    }
+    lua_settop(L, c->slot);
+  }
+  c->pending = 0;
+}
+
+/* Counts the value on top of the stack (after its key, in an object) as
+ * pending in the innermost open container; at depth 0 leaves it as the
+ * result. Returns 1. [-0, +0, m] */
 static int dec_add(json_decoder *d) {
-  lua_Integer *n;
+  json_open_container *c;
   if (d->depth == 0) return 1;
-  n = &d->len[d->depth];
-  if (*n >= 0)
-    lua_rawseti(d->L, -2, ++*n);
-  else
-    lua_rawset(d->L, -3);
+  c = &d->open[d->depth];
+  if (++c->pending == DEC_PENDING) dec_flush(d, c, 0);
   return 1;
 }
 
@@ -844,17 +1046,21 @@ static int dec_map_key(void *ud, const unsigned char *s, size_t len) {
   return 1;
 }
 
-/* Opens a container: pushes its table and records its kind (elements so
- * far, or -1 for an object). Refuses nesting deeper than JSON_MAX_DEPTH.
+/* Opens a container: pushes the slot of its table and records its kind
+ * (0: array, -1: object). Refuses nesting deeper than JSON_MAX_DEPTH.
  * [-0, +1, m] */
 static int dec_open(json_decoder *d, lua_Integer kind) {
+  json_open_container *c;
   if (d->depth >= JSON_MAX_DEPTH) {
     d->failed = DEC_TOO_DEEP;
     return 0;
   }
-  luaL_checkstack(d->L, 4, "JSON nesting");
-  lua_newtable(d->L);
-  d->len[++d->depth] = kind;
+  luaL_checkstack(d->L, 2 * DEC_PENDING + 4, "JSON nesting");
+  lua_pushnil(d->L); /* the table's slot */
+  c = &d->open[++d->depth];
+  c->slot = lua_gettop(d->L);
+  c->pending = 0;
+  c->count = kind;
   return 1;
 }
 
@@ -863,9 +1069,11 @@ static int dec_start_map(void *ud) {
   return dec_open((json_decoder *)ud, -1);
 }
 
-/* '}': the object is complete, store it in its parent. [-0, +0, m] */
+/* '}': the object is complete; its table, on top, goes to its parent.
+ * [-(pending), +0, m] */
 static int dec_end_map(void *ud) {
   json_decoder *d = (json_decoder *)ud;
+  dec_flush(d, &d->open[d->depth], 1);
   d->depth--;
   return dec_add(d);
 }
@@ -875,9 +1083,11 @@ static int dec_start_array(void *ud) {
   return dec_open((json_decoder *)ud, 0);
 }
 
-/* ']': marks the table as an array, stores it in its parent. [-0, +0, m] */
+/* ']': the array is complete; its table, marked as an array, goes to its
+ * parent. [-(pending), +0, m] */
 static int dec_end_array(void *ud) {
   json_decoder *d = (json_decoder *)ud;
+  dec_flush(d, &d->open[d->depth], 1);
   lua_pushvalue(d->L, d->array_mt);
   lua_setmetatable(d->L, -2);
   d->depth--;
@@ -905,6 +1115,7 @@ int json_decode(lua_State *L, const char *s, size_t len) {
       dec_start_map, dec_map_key, dec_end_map, dec_start_array, dec_end_array};
   json_decoder d;
   json_box *box;
+  yajl_alloc_funcs afs;
   char msg[JSON_MSGBUF];
   yajl_status st;
   size_t offset;
@@ -916,9 +1127,13 @@ int json_decode(lua_State *L, const char *s, size_t len) {
   d.failed = DEC_OK;
   d.array_mt = base + 2;
   luaL_checkstack(L, 6, "JSON decode");
-  box = box_push(L); /* base + 1 */
-  push_array_mt(L);  /* base + 2 */
-  box->parser = yajl_alloc(&callbacks, NULL, &d);
+  box = box_acquire(L); /* base + 1 */
+  push_array_mt(L);      /* base + 2 */
+  afs.malloc = arena_malloc;
+  afs.realloc = arena_realloc;
+  afs.free = arena_free;
+  afs.ctx = box;
+  box->parser = yajl_alloc(&callbacks, &afs, &d);
   if (box->parser == NULL) return json_nomem(L);
   yajl_config(box->parser, yajl_dont_validate_strings, 1);
   /* callbacks may raise (memory): the box frees the parser then */
@@ -929,13 +1144,13 @@ int json_decode(lua_State *L, const char *s, size_t len) {
     offset = len; /* yajl counts from its own end marker here */
   }
   if (st == yajl_status_ok) { /* stack: box, mt, value */
-    box_release(box);
+    box_done(box);
     lua_replace(L, base + 1);
     lua_settop(L, base + 1);
     return 1;
   }
   if (st == yajl_status_client_canceled && d.failed == DEC_PUSHED) {
-    box_release(box);
+    box_done(box);
     lua_replace(L, base + 1); /* the message */
     lua_settop(L, base + 1);
     return 0;
@@ -945,7 +1160,7 @@ int json_decode(lua_State *L, const char *s, size_t len) {
              (unsigned long)offset);
   else
     dec_yajl_message(box->parser, offset, msg, sizeof msg);
-  box_release(box);
+  box_done(box);
   lua_settop(L, base + 1);
   lua_pushstring(L, msg);
   lua_replace(L, base + 1);

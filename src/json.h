@@ -1,5 +1,5 @@
 /*
- * json.h - exact JSON <-> Lua codec (yajl 2.1).
+ * json.h - exact JSON <-> Lua codec (parsing with yajl 2.1).
  *
  * Exact means: whatever json_encode accepts, json_decode gives back
  * unchanged - integers stay integers (all 64 bits), floats come back bit for
@@ -15,9 +15,7 @@
 #include <lua.h>
 
 /* Deepest nesting of arrays/objects accepted, on encode and on decode: 128
- * nested containers are fine, 129 are refused. (yajl's YAJL_MAX_DEPTH. A
- * yajl_gen opens only 127 containers, as its top level takes one of its 128
- * slots, so json.c writes the 128th level with a second generator.) */
+ * nested containers are fine, 129 are refused (yajl's YAJL_MAX_DEPTH). */
 #define JSON_MAX_DEPTH 128
 
 /* Registers, once per Lua state, the array metatable in the registry (key

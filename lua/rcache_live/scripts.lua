@@ -106,17 +106,51 @@ local function prune(now, limit)
 end
 ]=]
 
--- SET records of one bucket with their bookkeeping.
+-- SET records of one bucket with their bookkeeping. With several records,
+-- each bookkeeping key takes one command for all of them (HSET, ZADD with
+-- many pairs), so a call costs a few commands plus one SET per record.
 -- KEYS[4..]: record keys; ARGV: n, then per record: key, JSON, expire-in ms
 -- (0: keep the record's current expiry), stored TTL in ms
 local write = writes .. [=[
+-- book(cmd, k, list...) in chunks of at most 1000 arguments (unpack's limit)
+local function book_all(cmd, k, list)
+  for from = 1, #list, 1000 do book(cmd, k, unpack(list, from, math.min(from + 999, #list))) end
+end
+
 return finish(function()
   local now, n = now_ms(), tonumber(ARGV[1])
-  local last = 0
+  if n == 1 then -- one record (cache[k] = v): no lists to build
+    local last = store(KEYS[4], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], now, true)
+    prune(now, 17)
+    if last > 0 then keep_alive(last, now) end
+    return 1
+  end
+  local last, pxs, ttls, accesses, expiries = 0, {}, {}, {}, {}
   for i = 1, n do
     local at = 2 + (i - 1) * 4
-    local deadline = store(KEYS[3 + i], ARGV[at], ARGV[at + 1], tonumber(ARGV[at + 2]), ARGV[at + 3], now, true)
-    if deadline > last then last = deadline end
+    local key, px = ARGV[at], tonumber(ARGV[at + 2])
+    if px <= 0 then px = redis.call('PTTL', KEYS[3 + i]) end
+    pxs[i] = px
+    ttls[#ttls + 1] = key
+    ttls[#ttls + 1] = ARGV[at + 3]
+    accesses[#accesses + 1] = now
+    accesses[#accesses + 1] = key
+    if px > 0 then
+      expiries[#expiries + 1] = now + px
+      expiries[#expiries + 1] = key
+      if now + px > last then last = now + px end
+    end
+  end
+  book_all('HSET', T, ttls)
+  book_all('ZADD', A, accesses)
+  book_all('ZADD', E, expiries)
+  for i = 1, n do
+    local at = 2 + (i - 1) * 4
+    if pxs[i] > 0 then
+      redis.call('SET', KEYS[3 + i], ARGV[at + 1], 'PX', pxs[i])
+    else
+      redis.call('SET', KEYS[3 + i], ARGV[at + 1], 'KEEPTTL')
+    end
   end
   prune(now, 16 + n)
   if last > 0 then keep_alive(last, now) end
@@ -175,14 +209,26 @@ local function after_string(s, i)
   end
 end
 
+-- (Only a number with an exponent, or with 300 digits or more, can be out
+-- of the double range: the others skip the conversion.)
 local function after_number(s, i)
-  local _, e = find(s, '^-?0', i)
-  if not e then _, e = find(s, '^-?[1-9]%d*', i) end
+  local _, e = find(s, '^-?%d+', i)
   if not e then bad('unexpected character at byte ' .. i) end
-  local _, f = find(s, '^%.%d+', e + 1)
-  if f then e = f elseif byte(s, e + 1) == 46 then bad('bad number') end
-  _, f = find(s, '^[eE][-+]?%d+', e + 1)
-  if f then e = f elseif find(s, '^[eE]', e + 1) then bad('bad number') end
+  local first = byte(s, i) == 45 and i + 1 or i
+  if e > first and byte(s, first) == 48 then bad('bad number') end -- a leading zero
+  local b = byte(s, e + 1)
+  if b == 46 then
+    local _, f = find(s, '^%d+', e + 2)
+    if not f then bad('bad number') end
+    e = f
+    b = byte(s, e + 1)
+  end
+  if b ~= 101 and b ~= 69 and e - i < 300 then return e + 1 end
+  if b == 101 or b == 69 then
+    local _, f = find(s, '^[-+]?%d+', e + 2)
+    if not f then bad('bad number') end
+    e = f
+  end
   local x = tonumber(sub(s, i, e))
   if x ~= x or x == math.huge or x == -math.huge then bad('number out of range') end
   return e + 1
@@ -208,13 +254,17 @@ local function after_container(s, i, depth, close, member)
   end
 end
 
+local WORDS = { [116] = 'true', [102] = 'false', [110] = 'null' } -- by first byte
+
 after_value = function(s, i, depth)
   local c = byte(s, i)
   if c == 34 then return after_string(s, i) end
   if c == 123 then return after_container(s, i, depth + 1, 125, true) end
   if c == 91 then return after_container(s, i, depth + 1, 93, false) end
-  for _, word in ipairs({ 'true', 'false', 'null' }) do
-    if find(s, '^' .. word, i) then return i + #word end
+  local word = WORDS[c]
+  if word then
+    if sub(s, i, i + #word - 1) ~= word then bad('unexpected character at byte ' .. i) end
+    return i + #word
   end
   return after_number(s, i)
 end
