@@ -27,6 +27,7 @@ enum conn_script { SCRIPT_READ, SCRIPT_WRITE, SCRIPT_DELETE, SCRIPT_CLEANUP, SCR
 typedef struct conn {
   redisContext *ctx;      /* NULL until connected, and after close or a failure */
   int pending;            /* commands queued or sent whose replies are not read yet */
+  double last_reply_ms;   /* when the last reply arrived (CLOCK_MONOTONIC) */
   char *host;             /* TCP host, or NULL when socket_path is set */
   int port;
   char *socket_path;      /* unix socket path, or NULL */

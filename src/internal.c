@@ -40,10 +40,12 @@ static int internal_decode(lua_State *L) {
   const char *op = luaL_checkstring(L, 3);
   cache *c = cache_check(L, 1, op);
   keyref k;
+  size_t len;
+  const char *json;
   luaL_checktype(L, 2, LUA_TSTRING);
+  json = lua_tolstring(L, 2, &len);
   record_key(L, c, 4, op, &k);
-  lua_pushvalue(L, 2);
-  record_decode_top(L, c, op, &k);
+  record_decode(L, c, op, &k, json, len);
   return 1;
 }
 

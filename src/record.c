@@ -131,15 +131,14 @@ const char *record_push_encoded(lua_State *L, const cache *c, int idx, const cha
   return lua_tolstring(L, -1, len);
 }
 
-void record_decode_top(lua_State *L, const cache *c, const char *op, const keyref *k) {
-  size_t len;
-  const char *s = lua_tolstring(L, -1, &len);
+void record_decode(lua_State *L, const cache *c, const char *op, const keyref *k, const char *s,
+                   size_t len) {
   int ok;
   if (c->codec_ref == LUA_NOREF) {
     ok = json_decode(L, s, len);
   } else {
     push_codec_fn(L, c, "decode");
-    lua_pushvalue(L, -2);
+    lua_pushlstring(L, s, len);
     ok = lua_pcall(L, 1, 1, 0) == 0;
     if (!ok) luaL_tolstring(L, -1, NULL);
   }
@@ -148,7 +147,6 @@ void record_decode_top(lua_State *L, const cache *c, const char *op, const keyre
     compat_error(L, "rcache_live: %s: record %s is not valid JSON: %s", op, push_quoted_key(L, k),
                  cause);
   }
-  lua_remove(L, -2);
 }
 
 /* The TTL argument at idx in milliseconds; none or nil means the default.
@@ -264,9 +262,8 @@ int record_finish(lua_State *L, cache *c, record_op *o, reply_box *box) {
         lua_pushnil(L);
         break;
       }
-      lua_pushlstring(L, r->str, r->len);
-      reply_box_set(box, NULL);
-      record_decode_top(L, c, o->op, &o->k);
+      /* straight from the reply: no Lua string of the JSON is made */
+      record_decode(L, c, o->op, &o->k, r->str, r->len);
       break;
     case REC_SET:
       n = 0;

@@ -69,8 +69,9 @@ int record_finish(lua_State *L, cache *c, record_op *o, reply_box *box);
 const char *record_push_encoded(lua_State *L, const cache *c, int idx, const char *op,
                                 size_t *len);
 
-/* Replaces the JSON string on top of the stack by its value. [-1, +1, e]
- * raises naming the key when the record is not valid JSON. */
-void record_decode_top(lua_State *L, const cache *c, const char *op, const keyref *k);
+/* Pushes the value of the JSON text s[0..len). [-0, +1, e] raises naming
+ * the key when the record is not valid JSON. */
+void record_decode(lua_State *L, const cache *c, const char *op, const keyref *k, const char *s,
+                   size_t len);
 
 #endif
