@@ -256,8 +256,8 @@ function methods.bulk_delete(cache, keys)
   return deleted
 end
 
--- A function returning the namespace's records page by page, as a list of
--- { key, value }, then nil. SCAN walks the keyspace; each page's values are
+-- A function returning the namespace's records page by page, as two lists
+-- (keys, values), then nil. SCAN walks the keyspace; each page's values are
 -- fetched with MGET in the same round trip as the next SCAN. Plain GETs:
 -- a listing is not an access.
 local function pages(cache, op, pattern)
@@ -282,35 +282,30 @@ local function pages(cache, op, pattern)
         mget_at = #commands
       end
       local replies = pipeline(cache, op, commands)
-      local keys = pending
+      local record_keys = pending
       pending = nil
       if scan_at then
         local scan = checked(op, replies[scan_at])
         cursor, done = scan[1], scan[1] == "0"
         if #scan[2] > 0 then pending = scan[2] end
       end
-      local page = {}
       if mget_at then
-        local values = checked(op, replies[mget_at])
-        local missing = {}
-        for i = 1, #keys do
-          if values[i] then
-            local key = keys[i]:sub(skip + 1)
-            page[#page + 1] = { key, internal.decode(cache, values[i], op, key) }
-          else
-            missing[#missing + 1] = { "TYPE", keys[i] }
-          end
-        end
+        local keys, values, missing =
+          internal.decode_page(cache, op, record_keys, checked(op, replies[mget_at]), skip)
         -- MGET gives nil both for a record gone since SCAN saw it (skip it)
         -- and for a key another client filled with a non-string (an error)
-        local types = #missing > 0 and pipeline(cache, op, missing) or {}
-        for i = 1, #types do
-          if types[i] ~= "none" then
-            fail(op, "record %s: holds a %s, not a record", quote(missing[i][2]:sub(skip + 1)), types[i])
+        if #missing > 0 then
+          local probes = {}
+          for i = 1, #missing do probes[i] = { "TYPE", missing[i] } end
+          local types = pipeline(cache, op, probes)
+          for i = 1, #types do
+            if types[i] ~= "none" then
+              fail(op, "record %s: holds a %s, not a record", quote(missing[i]:sub(skip + 1)), types[i])
+            end
           end
         end
+        if #keys > 0 then return keys, values end
       end
-      if #page > 0 then return page end
     end
     return nil
   end
@@ -320,8 +315,8 @@ end
 -- pattern is a Redis glob over the user keys (default "*").
 function methods.get_all_records(cache, pattern)
   local all = {}
-  for page in pages(cache, "get_all_records", pattern) do
-    for i = 1, #page do all[page[i][1]] = page[i][2] end
+  for keys, values in pages(cache, "get_all_records", pattern) do
+    for i = 1, #keys do all[keys[i]] = values[i] end
   end
   return all
 end
@@ -329,14 +324,15 @@ end
 --- records([pattern]) -> iterator over key, value (what pairs(cache) uses)
 function methods.records(cache, pattern)
   local next_page = pages(cache, "records", pattern)
-  local page, i = nil, 0
+  local keys, values, i = nil, nil, 0
   return function()
     i = i + 1
-    if page == nil or i > #page then
-      page, i = next_page(), 1
-      if page == nil then return nil end
+    if keys == nil or i > #keys then
+      keys, values = next_page()
+      i = 1
+      if keys == nil then return nil end
     end
-    return page[i][1], page[i][2]
+    return keys[i], values[i]
   end
 end
 
