@@ -376,10 +376,11 @@ for from = 1, #keys, 500 do
   local records = {}
   for i = from, upto do records[#records + 1] = record_prefix .. keys[i] end
   deleted = deleted + redis.call('DEL', unpack(records))
-  redis.call('ZREM', A, unpack(keys, from, upto))
   redis.call('ZREM', E, unpack(keys, from, upto))
   redis.call('HDEL', T, unpack(keys, from, upto))
 end
+-- they are the access index's lowest ranks: one range removal, no lookups
+redis.call('ZREMRANGEBYRANK', A, 0, #keys - 1)
 return {deleted, #keys}
 ]=]
 
