@@ -78,6 +78,20 @@ local function is_noscript(reply)
   return type(reply) == "table" and type(reply.err) == "string" and reply.err:sub(1, 8) == "NOSCRIPT"
 end
 
+-- Runs script name's command (its second element is set to the script's
+-- SHA1) in one round trip and returns the reply; after a NOSCRIPT reply
+-- (the server lost its scripts) loads them and runs it once more.
+local function run_script(cache, op, name, command)
+  local reply
+  for attempt = 1, 2 do
+    command[2] = internal.sha(cache, name, op)
+    reply = pipeline(cache, op, { command })[1]
+    if not is_noscript(reply) or attempt == 2 then break end
+    load_scripts(cache, op)
+  end
+  return reply
+end
+
 -- Runs MULTI, commands..., EXEC and returns EXEC's replies. A NOSCRIPT
 -- inside EXEC means no script ran (they are all the same script), so reload
 -- and run everything again, once.
@@ -114,20 +128,29 @@ local function is_object(t)
   return type(t) == "table" and getmetatable(t) ~= core.array_mt and rawget(t, 1) == nil
 end
 
--- The write script's command for records of one bucket: a list of
--- { record key, key text, json, expire-in ms, stored ttl ms }.
-local function write_command(sha, prefix, records)
-  local n = #records
-  local cmd = { "EVALSHA", sha, 3 + n, prefix .. "a", prefix .. "e", prefix .. "t" }
-  for i = 1, n do cmd[6 + i] = records[i][1] end
-  cmd[#cmd + 1] = n
-  for i = 1, n do
-    local r = records[i]
-    cmd[#cmd + 1] = r[2]
-    cmd[#cmd + 1] = r[3]
-    cmd[#cmd + 1] = r[4]
-    cmd[#cmd + 1] = r[5]
+-- The write script's command for records grouped by bucket (see by_bucket):
+-- per bucket its three keys and its record keys, and the number of its
+-- records followed by { key text, json, expire-in ms, stored ttl ms } each.
+local function write_command(groups, order)
+  local keys, args = {}, {}
+  for g = 1, #order do
+    local prefix, records = order[g], groups[order[g]]
+    keys[#keys + 1] = prefix .. "a"
+    keys[#keys + 1] = prefix .. "e"
+    keys[#keys + 1] = prefix .. "t"
+    args[#args + 1] = #records
+    for i = 1, #records do
+      local r = records[i]
+      keys[#keys + 1] = r[1]
+      args[#args + 1] = r[2]
+      args[#args + 1] = r[3]
+      args[#args + 1] = r[4]
+      args[#args + 1] = r[5]
+    end
   end
+  local cmd = { "EVALSHA", false, #keys }
+  for i = 1, #keys do cmd[3 + i] = keys[i] end
+  for i = 1, #args do cmd[3 + #keys + i] = args[i] end
   return cmd
 end
 
@@ -157,13 +180,7 @@ function methods.update(cache, key, fields)
     command[#command + 1] = internal.encode(cache, name, op)
     command[#command + 1] = internal.encode(cache, value, ("%s: field %s"):format(op, quote(name)))
   end
-  local reply
-  for attempt = 1, 2 do
-    command[2] = internal.sha(cache, "update", op)
-    reply = pipeline(cache, op, { command })[1]
-    if not is_noscript(reply) or attempt == 2 then break end
-    load_scripts(cache, op)
-  end
+  local reply = run_script(cache, op, "update", command)
   if type(reply) == "table" and reply[1] == "NOTJSON" then
     internal.decode(cache, reply[2], op, key) -- raises as a read of it would
     fail(op, "record %s is not valid JSON: %s", quote(ktext), reply[3])
@@ -192,7 +209,8 @@ local function by_bucket(items)
 end
 
 --- add(records [, ttl]) -> number of records written
--- All records or none, in one round trip (MULTI ... EXEC).
+-- All records or none, in one round trip: one script call (a plain MULTI ...
+-- EXEC of SETs without bookkeeping).
 function methods.add(cache, records, ttl)
   local op = "add"
   if type(records) ~= "table" then fail(op, "records must be a table, got %s", type(records)) end
@@ -211,15 +229,14 @@ function methods.add(cache, records, ttl)
       prefix = prefix }
   end
   if #items == 0 then return 0 end
-  local commands = {}
   if track then
-    local groups, order = by_bucket(items)
-    local sha = internal.sha(cache, "write", op)
-    for i = 1, #order do commands[i] = write_command(sha, order[i], groups[order[i]]) end
+    -- one script call writes every bucket: atomic, bookkeeping first
+    checked(op, run_script(cache, op, "write", write_command(by_bucket(items))))
   else
+    local commands = {}
     for i = 1, #items do commands[i] = set_command(items[i]) end
+    transaction(cache, op, commands)
   end
-  transaction(cache, op, commands)
   return #items
 end
 

@@ -542,4 +542,20 @@ describe("bookkeeping keys taken by another client", function()
     assert.same({ ok = true }, cache[other])
     cache:close()
   end)
+
+  it("stops an add spanning many buckets before any of its records is written", function()
+    local cache, ns = H.cache()
+    local records = {}
+    for i = 1, 50 do records["k" .. i] = { i = i } end
+    -- the bucket of the last key in the call's order is taken: the buckets
+    -- before it have had their bookkeeping written by then
+    local prefix = prefix_of(cache, ns, "k50")
+    for _, k in ipairs { "a", "e", "t" } do H.raw("DEL", prefix .. k) end
+    H.raw("SET", prefix .. "t", "not a hash")
+    local err = H.error_of(cache.add, cache, records)
+    assert.matches("^rcache_live: add: bookkeeping key " .. prefix:gsub("%p", "%%%0")
+      .. "t holds a string, not a hash", err)
+    for i = 1, 50 do assert.equal(0, H.raw("EXISTS", H.record_key(cache, "k" .. i)), "k" .. i) end
+    cache:close()
+  end)
 end)

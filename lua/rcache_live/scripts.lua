@@ -57,6 +57,14 @@ return v
 local writes = common .. [=[
 local WANT = { [A] = 'zset', [E] = 'zset', [T] = 'hash' }
 
+-- Makes the bucket whose keys start at KEYS[i] the one the functions here
+-- work on (the write script takes several buckets in one call).
+local function use_bucket(i)
+  A, E, T = KEYS[i], KEYS[i + 1], KEYS[i + 2]
+  record_prefix = string.sub(A, 1, -2) .. 'r:'
+  WANT = { [A] = 'zset', [E] = 'zset', [T] = 'hash' }
+end
+
 -- A bookkeeping command; if another client took the key, stop the script
 -- (before any record is written: bookkeeping goes first).
 local function book(cmd, k, ...)
@@ -110,55 +118,80 @@ local function prune(now, limit)
 end
 ]=]
 
--- SET records of one bucket with their bookkeeping. With several records,
--- each bookkeeping key takes one command for all of them (HSET, ZADD with
--- many pairs), so a call costs a few commands plus one SET per record.
--- KEYS[4..]: record keys; ARGV: n, then per record: key, JSON, expire-in ms
--- (0: keep the record's current expiry), stored TTL in ms
+-- SET records with their bookkeeping, in one call for any number of
+-- buckets: first the bookkeeping of every bucket (a key another client took
+-- stops the script before any record is written), then the records, then
+-- each bucket's pruning and expiry. Within a bucket each bookkeeping key
+-- takes one command for all its records (HSET, ZADD with many pairs), so a
+-- call costs a few commands per bucket plus one SET per record.
+-- KEYS: per bucket its a, e and t keys, then its record keys. ARGV: per
+-- bucket the number of its records, then per record: key, JSON, expire-in
+-- ms (0: keep the record's current expiry), stored TTL in ms.
 local write = writes .. [=[
 -- book(cmd, k, list...) in chunks of at most 1000 arguments (unpack's limit)
 local function book_all(cmd, k, list)
   for from = 1, #list, 1000 do book(cmd, k, unpack(list, from, math.min(from + 999, #list))) end
 end
 
-return finish(function()
-  local now, n = now_ms(), tonumber(ARGV[1])
-  if n == 1 then -- one record (cache[k] = v): no lists to build
-    local last = store(KEYS[4], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], now, true)
-    prune(now, 17)
-    if last > 0 then keep_alive(last, now) end
-    return 1
-  end
-  local last, pxs, ttls, accesses, expiries = 0, {}, {}, {}, {}
+-- The bookkeeping of the bucket whose keys start at KEYS[k] and records'
+-- arguments at ARGV[at]: returns what writing its records needs.
+local function book_bucket(k, at, n, now)
+  use_bucket(k)
+  local b = { k = k, at = at, n = n, last = 0, pxs = {} }
+  local ttls, accesses, expiries = {}, {}, {}
   for i = 1, n do
-    local at = 2 + (i - 1) * 4
-    local key, px = ARGV[at], tonumber(ARGV[at + 2])
-    if px <= 0 then px = redis.call('PTTL', KEYS[3 + i]) end
-    pxs[i] = px
+    local a = at + (i - 1) * 4
+    local key, px = ARGV[a], tonumber(ARGV[a + 2])
+    if px <= 0 then px = redis.call('PTTL', KEYS[k + 2 + i]) end
+    b.pxs[i] = px
     ttls[#ttls + 1] = key
-    ttls[#ttls + 1] = ARGV[at + 3]
+    ttls[#ttls + 1] = ARGV[a + 3]
     accesses[#accesses + 1] = now
     accesses[#accesses + 1] = key
     if px > 0 then
       expiries[#expiries + 1] = now + px
       expiries[#expiries + 1] = key
-      if now + px > last then last = now + px end
+      if now + px > b.last then b.last = now + px end
     end
   end
   book_all('HSET', T, ttls)
   book_all('ZADD', A, accesses)
   book_all('ZADD', E, expiries)
-  for i = 1, n do
-    local at = 2 + (i - 1) * 4
-    if pxs[i] > 0 then
-      redis.call('SET', KEYS[3 + i], ARGV[at + 1], 'PX', pxs[i])
-    else
-      redis.call('SET', KEYS[3 + i], ARGV[at + 1], 'KEEPTTL')
-    end
+  return b
+end
+
+return finish(function()
+  local now = now_ms()
+  if #KEYS == 4 and ARGV[1] == '1' then -- one record (cache[k] = v): no lists to build
+    local last = store(KEYS[4], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], now, true)
+    prune(now, 17)
+    if last > 0 then keep_alive(last, now) end
+    return 1
   end
-  prune(now, 16 + n)
-  if last > 0 then keep_alive(last, now) end
-  return n
+  local buckets, k, at = {}, 1, 1
+  while at <= #ARGV do
+    local n = tonumber(ARGV[at])
+    buckets[#buckets + 1] = book_bucket(k, at + 1, n, now)
+    k, at = k + 3 + n, at + 1 + 4 * n
+  end
+  local total = 0
+  for _, b in ipairs(buckets) do
+    for i = 1, b.n do
+      local record_key, json = KEYS[b.k + 2 + i], ARGV[b.at + (i - 1) * 4 + 1]
+      if b.pxs[i] > 0 then
+        redis.call('SET', record_key, json, 'PX', b.pxs[i])
+      else
+        redis.call('SET', record_key, json, 'KEEPTTL')
+      end
+    end
+    total = total + b.n
+  end
+  for _, b in ipairs(buckets) do
+    use_bucket(b.k)
+    prune(now, 16 + b.n)
+    if b.last > 0 then keep_alive(b.last, now) end
+  end
+  return total
 end)
 ]=]
 
