@@ -360,6 +360,8 @@ describe("under nginx #nginx", function()
       local slow, served = scenario("cosocket")
       assert.is_true(served[50] < slow.finished, ("the last fast request was served %.3f s after the slow one ended")
         :format(served[50] - slow.finished))
+      -- and all 50 within well under the second the slow one waited
+      assert.is_true(served[50] - served[1] < 0.5, ("the 50 took %.3f s"):format(served[50] - served[1]))
     end)
 
     it("over the blocking hiredis connection holds them all up (the control: the check above fails)", function()
