@@ -27,6 +27,28 @@ int compat_tointeger(lua_State *L, int idx, long long *out) {
 #endif
 }
 
+void compat_pushint64(lua_State *L, long long v) {
+#if RCACHE_HAVE_INTEGERS
+  lua_pushinteger(L, (lua_Integer)v);
+#else
+  lua_pushnumber(L, (lua_Number)v);
+#endif
+}
+
+int compat_pushexact(lua_State *L, int neg, unsigned long long mag) {
+#if RCACHE_HAVE_INTEGERS
+  if (mag > (unsigned long long)LUA_MAXINTEGER + (unsigned)neg) return 0;
+  if (!neg)
+    lua_pushinteger(L, (lua_Integer)mag);
+  else
+    lua_pushinteger(L, mag == 0 ? 0 : -(lua_Integer)(mag - 1) - 1);
+#else
+  if (mag > (1ULL << 53)) return 0;
+  lua_pushnumber(L, neg && mag ? -(lua_Number)mag : (lua_Number)mag); /* "-0" is 0 */
+#endif
+  return 1;
+}
+
 #if LUA_VERSION_NUM < 502
 
 /* Registers the functions of l into the table on top of the stack below

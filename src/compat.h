@@ -29,8 +29,6 @@ void *compat_testudata(lua_State *L, int idx, const char *tname);
 #define RCACHE_HAVE_INTEGERS 1
 #else
 #define RCACHE_HAVE_INTEGERS 0
-#define lua_isinteger(L, i) 0
-typedef long long lua_Integer_compat;
 #endif
 
 /* If the value at idx is an integer, stores it in *out and returns 1, else
@@ -38,6 +36,16 @@ typedef long long lua_Integer_compat;
  * subtype): a number with an integral value of at most 2^53 in magnitude,
  * where every integer is exact (-0.0 is 0). Never converts. [-0, +0, -] */
 int compat_tointeger(lua_State *L, int idx, long long *out);
+
+/* Pushes v as an integer: of the integer subtype on 5.3+, else a number
+ * (exact up to 2^53 in magnitude). [-0, +1, -] */
+void compat_pushint64(lua_State *L, long long v);
+
+/* Pushes the integer -mag (neg) or mag if this Lua holds it exactly and
+ * returns 1; else pushes nothing and returns 0. 5.3+: the lua_Integer
+ * range; 5.1, 5.2, LuaJIT: up to 2^53 in magnitude ("-0" is 0).
+ * [-0, +(0|1), -] */
+int compat_pushexact(lua_State *L, int neg, unsigned long long mag);
 
 #if LUA_VERSION_NUM >= 504
 #define compat_newuserdata(L, size) lua_newuserdatauv((L), (size), 0)

@@ -658,24 +658,6 @@ static int enc_is_marked_array(lua_State *L, int idx) {
   return marked;
 }
 
-/* If the number at idx is an integer (5.1/5.2/LuaJIT: an integral value of
- * at most 2^53 in magnitude, the range the decoder reads back exactly),
- * stores it in *k and returns 1, else returns 0. Never converts the value.
- * [-0, +0, -] */
-static int enc_key_integer(lua_State *L, int idx, long long *k) {
-#if RCACHE_HAVE_INTEGERS
-  if (!lua_isinteger(L, idx)) return 0;
-  *k = (long long)lua_tointeger(L, idx);
-  return 1;
-#else
-  lua_Number x = lua_tonumber(L, idx);
-  if (!(x >= -9007199254740992.0 && x <= 9007199254740992.0)) return 0;
-  if ((lua_Number)(long long)x != x) return 0;
-  *k = (long long)x;
-  return 1;
-#endif
-}
-
 /* Reports a key at stack index key that cannot appear in the table at depth:
  * a non-integer number, or a value of a type no JSON key has. Returns 0.
  * Never raises. */
@@ -701,7 +683,7 @@ static int enc_array_length(json_encoder *e, int idx, int depth, int marked, lon
     if (t == LUA_TSTRING)
       return enc_fail(e, depth, marked ? "table marked as array has a string key"
                                        : "table mixes array and object keys");
-    if (t != LUA_TNUMBER || !enc_key_integer(L, -2, &k)) return enc_bad_key(e, lua_gettop(L) - 1, depth);
+    if (t != LUA_TNUMBER || !compat_tointeger(L, -2, &k)) return enc_bad_key(e, lua_gettop(L) - 1, depth);
     if (k < 1) return enc_fail(e, depth, "array key %lld out of range (keys must be 1..n)", k);
     count++;
     if (k > max) max = k;
@@ -744,7 +726,7 @@ static int enc_object(json_encoder *e, int idx, int depth) {
     long long ik;
     int t = lua_type(L, -2);
     if (t != LUA_TSTRING) {
-      if (t == LUA_TNUMBER && enc_key_integer(L, -2, &ik))
+      if (t == LUA_TNUMBER && compat_tointeger(L, -2, &ik))
         return enc_fail(e, depth, "table mixes array and object keys");
       return enc_bad_key(e, lua_gettop(L) - 1, depth);
     }
@@ -792,27 +774,19 @@ static int enc_table(json_encoder *e, int idx, int depth) {
  * infinities. [-0, +0, -] */
 static int enc_number(json_encoder *e, int idx, int depth) {
   char *buf;
-  size_t n;
+  long long i;
   double x;
   OUT_ROOM(e, JSON_NUMBUF);
   buf = e->out + e->len;
-#if RCACHE_HAVE_INTEGERS
-  if (lua_isinteger(e->L, idx)) {
-    e->len += num_format_int(buf, (long long)lua_tointeger(e->L, idx));
+  x = (double)lua_tonumber(e->L, idx);
+  /* integers as integer text (without an integer subtype: integral values
+   * up to 2^53, what dec_push_integer reads back), but -0.0 stays a float */
+  if (compat_tointeger(e->L, idx, &i) && !(x == 0 && signbit(x))) {
+    e->len += num_format_int(buf, i);
     return 1;
   }
-#endif
-  x = (double)lua_tonumber(e->L, idx);
   if (!isfinite(x)) return enc_fail(e, depth, "cannot encode NaN or infinity");
-#if !RCACHE_HAVE_INTEGERS
-  /* integral values up to 2^53, the range dec_push_integer reads back */
-  if (x >= -9007199254740992.0 && x <= 9007199254740992.0 && x == (double)(long long)x &&
-      !(x == 0 && signbit(x)))
-    n = num_format_int(buf, (long long)x);
-  else
-#endif
-    n = num_format_float(buf, x, e->loc);
-  e->len += n;
+  e->len += num_format_float(buf, x, e->loc);
   return 1;
 }
 
@@ -998,27 +972,15 @@ static int dec_push_float(json_decoder *d, const char *s, size_t len) {
 static int dec_push_integer(json_decoder *d, const char *s, size_t len) {
   unsigned long long mag = 0;
   int neg;
-  int fits = num_parse_int(s, len, &neg, &mag);
-#if RCACHE_HAVE_INTEGERS
-  if (fits && mag <= (unsigned long long)LUA_MAXINTEGER + (unsigned)neg) {
-    if (!neg)
-      lua_pushinteger(d->L, (lua_Integer)mag);
-    else
-      lua_pushinteger(d->L, mag == 0 ? 0 : -(lua_Integer)(mag - 1) - 1);
-    return 1;
-  }
-  return dec_push_float(d, s, len); /* beyond lua_Integer, like Lua's lexer */
-#else
-  if (fits && mag <= (1ULL << 53)) {
-    lua_pushnumber(d->L, neg && mag ? -(lua_Number)mag : (lua_Number)mag); /* "-0" is 0 */
-    return 1;
-  }
+  if (num_parse_int(s, len, &neg, &mag) && compat_pushexact(d->L, neg, mag)) return 1;
+  /* beyond what this Lua holds exactly: with integers (5.3+) a float, like
+   * Lua's own lexer; without, refused (a double would silently change it) */
+  if (RCACHE_HAVE_INTEGERS) return dec_push_float(d, s, len);
   lua_pushlstring(d->L, s, len);
   lua_pushfstring(d->L, "integer %s cannot be represented exactly by this Lua (beyond 2^53)",
                   lua_tostring(d->L, -1));
   d->failed = DEC_PUSHED;
   return 0;
-#endif
 }
 
 /* A number token, raw text: '.', 'e' or 'E' make it a float, else it is an

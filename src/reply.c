@@ -40,11 +40,7 @@ void reply_push(lua_State *L, const redisReply *r) {
   luaL_checkstack(L, 3, "rcache_live: reply nested too deeply");
   switch (r->type) {
     case REDIS_REPLY_INTEGER:
-#if RCACHE_HAVE_INTEGERS
-      lua_pushinteger(L, (lua_Integer)r->integer);
-#else
-      lua_pushnumber(L, (lua_Number)r->integer);
-#endif
+      compat_pushint64(L, r->integer);
       break;
     case REDIS_REPLY_STRING:
     case REDIS_REPLY_STATUS:
