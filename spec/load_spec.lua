@@ -23,8 +23,8 @@ end
 
 describe("load", function()
   it("keeps every acknowledged write under 4 processes, and across a server restart", function()
-    -- cleanup's idle time 0.6 s, so that the short run sees cleanup delete
-    local out, status = run("LOAD_IDLE_MINUTES=0.01", 2000)
+    -- cleanup's idle time 0.18 s, so that even a fast short run sees cleanup delete
+    local out, status = run("LOAD_IDLE_MINUTES=0.003", 2000)
     assert.is_truthy(out:find("\nload: OK ", 1, true), out)
     assert.equals(0, status, out)
     for _, scenario in ipairs { "normal", "restart" } do

@@ -358,6 +358,17 @@ describe("add", function()
     for i = 1, 20 do assert.same({ i = i }, cache:get_record("k" .. i)) end
   end)
 
+  it("writes 10,000 records in one call: more arguments than a C function's stack holds on 5.1", function()
+    local cache = H.cache()
+    local records = {}
+    for i = 1, 10000 do records["r" .. i] = i end
+    assert.equal(10000, cache:add(records, 60))
+    local all = cache:get_all_records()
+    assert.equal(10000, count(all))
+    for i = 1, 10000, 999 do assert.equal(i, all["r" .. i]) end
+    cache:close()
+  end)
+
   it("add{} returns 0 and sends nothing", function()
     local cache, ns = warm_cache()
     local lines, n = H.monitor(function() return cache:add {} end)

@@ -132,16 +132,19 @@ static const char *push_command_arg(lua_State *L, int cmd, int i, const char *op
   return s;
 }
 
-/* Pushes the arguments of command cmd (a sequence of strings and numbers)
- * and queues it. Needs argv/lens with room for its length. */
+/* Queues command cmd (a sequence of strings and numbers). Needs argv/lens
+ * with room for its length. Each argument goes back into the table as text
+ * (a number becomes its string), so the table keeps alive every string argv
+ * points into: the stack could not hold them all (Lua 5.1 and LuaJIT allow
+ * about 8,000 slots to a C function). */
 static void append_command(lua_State *L, cache *c, const char *op, int cmd, const char **argv,
                            size_t *lens) {
   int i, n = (int)lua_rawlen(L, cmd);
-  int base = lua_gettop(L);
-  luaL_checkstack(L, n, "rcache_live: command too long");
-  for (i = 0; i < n; i++) argv[i] = push_command_arg(L, cmd, i + 1, op, &lens[i]);
+  for (i = 0; i < n; i++) {
+    argv[i] = push_command_arg(L, cmd, i + 1, op, &lens[i]);
+    lua_rawseti(L, cmd, i + 1);
+  }
   conn_append(L, &c->conn, op, n, argv, lens);
-  lua_settop(L, base);
 }
 
 /* pipeline(cache, op, commands) -> replies
