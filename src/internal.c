@@ -121,29 +121,28 @@ static int internal_load_scripts(lua_State *L) {
   return 0;
 }
 
-/* The string value of argument i (1-based) of the command table at cmd,
- * pushed. [-0, +1, v] raises for anything but a string or a number. */
-static const char *push_command_arg(lua_State *L, int cmd, int i, const char *op, size_t *len) {
+/* The text of argument i (1-based) of the command table at cmd. It goes
+ * back into the table as text (a number becomes its string), so the table
+ * keeps alive the string the result points into: the stack could not hold
+ * every argument of a big command (Lua 5.1 and LuaJIT give a C function
+ * about 8,000 slots). [-0, +0, v] raises for anything but a string or a
+ * number. */
+static const char *command_arg(lua_State *L, int cmd, int i, const char *op, size_t *len) {
   const char *s;
   lua_rawgeti(L, cmd, i);
   s = lua_tolstring(L, -1, len);
   if (s == NULL)
     compat_error(L, "rcache_live: %s: command argument %d is a %s", op, i, luaL_typename(L, -1));
+  lua_rawseti(L, cmd, i);
   return s;
 }
 
 /* Queues command cmd (a sequence of strings and numbers). Needs argv/lens
- * with room for its length. Each argument goes back into the table as text
- * (a number becomes its string), so the table keeps alive every string argv
- * points into: the stack could not hold them all (Lua 5.1 and LuaJIT allow
- * about 8,000 slots to a C function). */
+ * with room for its length. */
 static void append_command(lua_State *L, cache *c, const char *op, int cmd, const char **argv,
                            size_t *lens) {
   int i, n = (int)lua_rawlen(L, cmd);
-  for (i = 0; i < n; i++) {
-    argv[i] = push_command_arg(L, cmd, i + 1, op, &lens[i]);
-    lua_rawseti(L, cmd, i + 1);
-  }
+  for (i = 0; i < n; i++) argv[i] = command_arg(L, cmd, i + 1, op, &lens[i]);
   conn_append(L, &c->conn, op, n, argv, lens);
 }
 
@@ -190,10 +189,18 @@ static int internal_pipeline(lua_State *L) {
  * Request bytes and replies, for the cosocket transport
  * ------------------------------------------------------------------------ */
 
-/* Adds "$<len>\r\n" to b: a RESP bulk string's header. */
-static void add_bulk_header(luaL_Buffer *b, char mark, size_t len) {
+/* Adds "<mark><n>\r\n" to b: the header of a RESP array ('*') or bulk
+ * string ('$'). */
+static void add_header(luaL_Buffer *b, char mark, size_t n) {
   char head[32];
-  luaL_addlstring(b, head, (size_t)snprintf(head, sizeof head, "%c%zu\r\n", mark, len));
+  luaL_addlstring(b, head, (size_t)snprintf(head, sizeof head, "%c%zu\r\n", mark, n));
+}
+
+/* Adds s[0..len) to b as a RESP bulk string. */
+static void add_bulk(luaL_Buffer *b, const char *s, size_t len) {
+  add_header(b, '$', len);
+  luaL_addlstring(b, s, len);
+  luaL_addlstring(b, "\r\n", 2);
 }
 
 /* format(op, commands) -> the RESP bytes of every command, in order */
@@ -202,35 +209,20 @@ static int internal_format(lua_State *L) {
   int i, j, n, argc;
   luaL_Buffer b;
   luaL_checktype(L, 2, LUA_TTABLE);
-  lua_settop(L, 2);
-  n = (int)lua_rawlen(L, 2);
-  for (i = 1; i <= n; i++) { /* checked first: a luaL_Buffer needs a balanced stack */
-    lua_rawgeti(L, 2, i);
-    luaL_argcheck(L, lua_istable(L, -1), 2, "commands must be tables");
-    argc = (int)lua_rawlen(L, -1);
-    for (j = 1; j <= argc; j++) {
-      push_command_arg(L, 3, j, op, NULL);
-      lua_pop(L, 1);
-    }
-    lua_pop(L, 1);
-  }
   lua_settop(L, 3); /* 3: the command whose bytes are being added */
+  n = (int)lua_rawlen(L, 2);
   luaL_buffinit(L, &b);
+  /* (the stack is used only in balanced steps while b is open) */
   for (i = 1; i <= n; i++) {
     lua_rawgeti(L, 2, i);
+    luaL_argcheck(L, lua_istable(L, -1), 2, "commands must be tables");
     lua_replace(L, 3);
     argc = (int)lua_rawlen(L, 3);
-    add_bulk_header(&b, '*', (size_t)argc);
+    add_header(&b, '*', (size_t)argc);
     for (j = 1; j <= argc; j++) {
       size_t len;
-      lua_rawgeti(L, 3, j);
-      lua_tolstring(L, -1, &len);
-      lua_pop(L, 1);
-      add_bulk_header(&b, '$', len);
-      lua_rawgeti(L, 3, j);
-      lua_tolstring(L, -1, NULL);
-      luaL_addvalue(&b);
-      luaL_addlstring(&b, "\r\n", 2);
+      const char *arg = command_arg(L, 3, j, op, &len);
+      add_bulk(&b, arg, len);
     }
   }
   luaL_pushresult(&b);
@@ -250,12 +242,8 @@ static int internal_request(lua_State *L) {
   c = cache_check(L, 1, o.op);
   record_build(L, c, &o, 3, 4, 5);
   luaL_buffinit(L, &b);
-  add_bulk_header(&b, '*', (size_t)o.a.n);
-  for (i = 0; i < o.a.n; i++) {
-    add_bulk_header(&b, '$', o.a.len[i]);
-    luaL_addlstring(&b, o.a.v[i], o.a.len[i]);
-    luaL_addlstring(&b, "\r\n", 2);
-  }
+  add_header(&b, '*', (size_t)o.a.n);
+  for (i = 0; i < o.a.n; i++) add_bulk(&b, o.a.v[i], o.a.len[i]);
   luaL_pushresult(&b);
   return 1;
 }
