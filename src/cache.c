@@ -18,10 +18,16 @@
  * The object
  * ------------------------------------------------------------------------ */
 
-cache *cache_check(lua_State *L, int idx, const char *op) {
+/* The cache of either kind at idx, open or closed. [-0, +0, v] */
+static cache *any_cache(lua_State *L, int idx) {
   cache *c = luaL_testudata(L, idx, CACHE_MT);
   if (c == NULL) c = luaL_testudata(L, idx, CACHE_COSOCKET_MT);
   if (c == NULL) c = luaL_checkudata(L, idx, CACHE_MT); /* raises the usual message */
+  return c;
+}
+
+cache *cache_check(lua_State *L, int idx, const char *op) {
+  cache *c = any_cache(L, idx);
   if (c->closed) compat_error(L, "rcache_live: %s: the cache is closed", op);
   return c;
 }
@@ -78,8 +84,7 @@ static int cache_new(lua_State *L) {
 /* close(): closes the connection; using the cache afterwards is an error.
  * Also __gc and __close. Harmless twice. */
 static int cache_close(lua_State *L) {
-  cache *c = luaL_testudata(L, 1, CACHE_COSOCKET_MT);
-  if (c == NULL) c = luaL_checkudata(L, 1, CACHE_MT);
+  cache *c = any_cache(L, 1);
   conn_free(&c->conn);
   if (c->codec_ref != LUA_NOREF) {
     luaL_unref(L, LUA_REGISTRYINDEX, c->codec_ref);
@@ -90,8 +95,7 @@ static int cache_close(lua_State *L) {
 }
 
 static int cache_tostring(lua_State *L) {
-  cache *c = luaL_testudata(L, 1, CACHE_COSOCKET_MT);
-  if (c == NULL) c = luaL_checkudata(L, 1, CACHE_MT);
+  cache *c = any_cache(L, 1);
   if (c->closed)
     lua_pushfstring(L, "rcache_live cache (closed): %p", (void *)c);
   else
