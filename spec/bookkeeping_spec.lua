@@ -232,6 +232,39 @@ describe("access tracking", function()
     cache:close()
   end)
 
+  it("update is an access; its expiry entry moves only with Active TTL", function()
+    for _, active in ipairs { false, true } do
+      local cache, ns = H.cache { active_ttl = active, default_ttl = 100 }
+      cache:set_record("u", { a = 1 }, 5)
+      local access, expiry = access_of(cache, ns, "u"), expiry_of(cache, ns, "u")
+      H.sleep(0.2)
+      cache:update("u", { b = 2 })
+      local label = "active_ttl = " .. tostring(active)
+      assert.is_true(access_of(cache, ns, "u") - access >= 150, label)
+      if active then
+        assert.is_true(expiry_of(cache, ns, "u") - expiry >= 150, label)
+      else
+        assert.equal(expiry, expiry_of(cache, ns, "u"), label)
+      end
+      assert.equal("5000", H.raw("HGET", prefix_of(cache, ns, "u") .. "t", "u"), label)
+      cache:close()
+    end
+  end)
+
+  it("update gives a record without bookkeeping its entries, keeping its time left", function()
+    local cache, ns = H.cache { default_ttl = 100 }
+    cache.other = { v = 1 } -- the namespace exists
+    H.raw("SET", H.record_key(cache, "lost"), '{"a":1}', "PX", 50000)
+    assert.same({ a = 1, b = 2 }, cache:update("lost", { b = 2 }))
+    local left = pttl(cache, "lost")
+    assert.is_true(left > 49000 and left <= 50000, left)
+    assert.is_number(access_of(cache, ns, "lost"))
+    local expiry = expiry_of(cache, ns, "lost")
+    assert.is_true(math.abs(expiry - (server_ms() + left)) < 200, expiry)
+    assert.equal("100000", H.raw("HGET", prefix_of(cache, ns, "lost") .. "t", "lost"))
+    cache:close()
+  end)
+
   it("get_all_records, records and pairs are no access: score and TTL unchanged, even with Active TTL", function()
     local cache, ns = H.cache { active_ttl = true }
     cache:set_record("x", { v = 1 }, 2)

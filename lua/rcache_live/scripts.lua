@@ -9,7 +9,6 @@
 
 local common = [=[
 local A, E, T = KEYS[1], KEYS[2], KEYS[3]
-local record_prefix = string.sub(A, 1, -2) .. 'r:'
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -55,14 +54,13 @@ return v
 -- calling anything). Scripts built on it run their body as main() through
 -- finish(), which turns a refused bookkeeping key into a clean error reply.
 local writes = common .. [=[
-local WANT = { [A] = 'zset', [E] = 'zset', [T] = 'hash' }
+local record_prefix = string.sub(A, 1, -2) .. 'r:'
 
 -- Makes the bucket whose keys start at KEYS[i] the one the functions here
 -- work on (the write script takes several buckets in one call).
 local function use_bucket(i)
   A, E, T = KEYS[i], KEYS[i + 1], KEYS[i + 2]
   record_prefix = string.sub(A, 1, -2) .. 'r:'
-  WANT = { [A] = 'zset', [E] = 'zset', [T] = 'hash' }
 end
 
 -- A bookkeeping command; if another client took the key, stop the script
@@ -71,7 +69,7 @@ local function book(cmd, k, ...)
   local r = redis.pcall(cmd, k, ...)
   if type(r) == 'table' and r.err then
     error({ refused = 'bookkeeping key ' .. k .. ' holds a ' .. redis.call('TYPE', k).ok ..
-      ', not a ' .. WANT[k] })
+      ', not a ' .. (k == T and 'hash' or 'zset') })
   end
   return r
 end
@@ -367,17 +365,35 @@ return finish(function()
     end
     return { 'NOTJSON', old, tostring(json) }
   end
-  local px, ttl = default_ttl, default_ttl
-  if old then
-    if track then ttl = tonumber(redis.call('HGET', T, key)) or default_ttl end
-    px = active and ttl or 0 -- 0: keep the time it has left
+  local record_key = KEYS[4]
+  if not track then
+    if old then
+      redis.call('SET', record_key, json, 'KEEPTTL')
+    else
+      redis.call('SET', record_key, json, 'PX', default_ttl)
+    end
+    return json
   end
-  local now = track and now_ms() or 0
-  local deadline = store(KEYS[4], key, json, px, ttl, now, track)
-  if track then
+  local now = now_ms()
+  -- a new record, or one without an access entry (its bookkeeping was lost):
+  -- stored as any write stores one
+  if not old or book('ZADD', A, now, key) == 1 then
+    local ttl = old and (tonumber(book('HGET', T, key)) or default_ttl) or default_ttl
+    local deadline = store(record_key, key, json, (old and not active) and 0 or ttl, ttl, now, true)
     prune(now, 17)
     if deadline > 0 then keep_alive(deadline, now) end
+    return json
   end
+  -- a tracked record: its access time is set (above); its TTL and expiry
+  -- entry change only with Active TTL, which gives it its stored TTL again
+  if not active then
+    redis.call('SET', record_key, json, 'KEEPTTL')
+    return json
+  end
+  local ttl = tonumber(book('HGET', T, key)) or default_ttl
+  book('ZADD', E, now + ttl, key)
+  redis.call('SET', record_key, json, 'PX', ttl)
+  keep_alive(now + ttl, now)
   return json
 end)
 ]=]
@@ -399,6 +415,7 @@ return n
 -- oldest first. Returns {records deleted, index entries removed}; a caller
 -- that got a full batch calls again.
 local cleanup = common .. [=[
+local record_prefix = string.sub(A, 1, -2) .. 'r:'
 local idle, batch = tonumber(ARGV[1]), tonumber(ARGV[2])
 local cutoff = now_ms() - idle
 local keys = redis.call('ZRANGEBYSCORE', A, '-inf', '(' .. cutoff, 'LIMIT', 0, batch)
