@@ -129,10 +129,11 @@ local function is_object(t)
 end
 
 -- The write script's command for records grouped by bucket (see by_bucket):
--- per bucket its three keys and its record keys, and the number of its
--- records followed by { key text, json, expire-in ms, stored ttl ms } each.
-local function write_command(groups, order)
-  local keys, args = {}, {}
+-- per bucket its three keys and its record keys; the TTL in ms twice (to
+-- expire in, stored), then per bucket the number of its records followed
+-- by { key text, json } each.
+local function write_command(groups, order, ms)
+  local keys, args = {}, { ms, ms }
   for g = 1, #order do
     local prefix, records = order[g], groups[order[g]]
     keys[#keys + 1] = prefix .. "a"
@@ -144,8 +145,6 @@ local function write_command(groups, order)
       keys[#keys + 1] = r[1]
       args[#args + 1] = r[2]
       args[#args + 1] = r[3]
-      args[#args + 1] = r[4]
-      args[#args + 1] = r[5]
     end
   end
   local cmd = { "EVALSHA", false, #keys }
@@ -155,8 +154,8 @@ local function write_command(groups, order)
 end
 
 -- The plain command writing one record without bookkeeping.
-local function set_command(record)
-  return { "SET", record[1], record[3], "PX", record[4] }
+local function set_command(record, ms)
+  return { "SET", record[1], record[3], "PX", ms }
 end
 
 --- update(key, fields) -> merged record
@@ -178,7 +177,7 @@ function methods.update(cache, key, fields)
     end
     command[#command + 1] = name
     command[#command + 1] = internal.encode(cache, name, op)
-    command[#command + 1] = internal.encode(cache, value, ("%s: field %s"):format(op, quote(name)))
+    command[#command + 1] = internal.encode(cache, value, op, "field", name)
   end
   local reply = run_script(cache, op, "update", command)
   if type(reply) == "table" and reply[1] == "NOTJSON" then
@@ -225,16 +224,16 @@ function methods.add(cache, records, ttl)
         type(other) == "string" and quote(other) or ktext, type(key) == "string" and quote(key) or ktext)
     end
     seen[ktext] = key
-    items[#items + 1] = { rk, ktext, internal.encode(cache, value, ("%s: record %s"):format(op, quote(ktext))), ms, ms,
-      prefix = prefix }
+    items[#items + 1] = { rk, ktext, internal.encode(cache, value, op, "record", ktext), prefix = prefix }
   end
   if #items == 0 then return 0 end
   if track then
     -- one script call writes every bucket: atomic, bookkeeping first
-    checked(op, run_script(cache, op, "write", write_command(by_bucket(items))))
+    local groups, order = by_bucket(items)
+    checked(op, run_script(cache, op, "write", write_command(groups, order, ms)))
   else
     local commands = {}
-    for i = 1, #items do commands[i] = set_command(items[i]) end
+    for i = 1, #items do commands[i] = set_command(items[i], ms) end
     transaction(cache, op, commands)
   end
   return #items

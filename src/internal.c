@@ -26,12 +26,19 @@ static int internal_key(lua_State *L) {
   return 3;
 }
 
-/* encode(cache, value, op) -> JSON text */
+/* encode(cache, value, op [, label, name]) -> JSON text; a refusal reads
+ * "rcache_live: <op>: <label> <quoted name>: <cause>" (the message is made
+ * only then). */
 static int internal_encode(lua_State *L) {
   const char *op = luaL_checkstring(L, 3);
+  const char *label = luaL_optstring(L, 4, NULL);
   cache *c = cache_check(L, 1, op);
-  lua_settop(L, 3);
-  record_push_encoded(L, c, 2, op, NULL);
+  keyref name;
+  name.text = NULL;
+  name.len = 0;
+  if (label != NULL) name.text = luaL_checklstring(L, 5, &name.len);
+  lua_settop(L, 5);
+  record_push_encoded(L, c, 2, op, label, &name, NULL);
   return 1;
 }
 

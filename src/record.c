@@ -112,21 +112,28 @@ static void push_codec_fn(lua_State *L, const cache *c, const char *name) {
   lua_remove(L, -2);
 }
 
+/* Fails for a value the codec refused (cause), naming the operation and,
+ * given a label, what was being encoded: "record \"k\"", "field \"f\"". */
+static int fail_encode(lua_State *L, const char *op, const char *label, const keyref *name,
+                       const char *cause) {
+  if (label == NULL) return compat_error(L, "rcache_live: %s: %s", op, cause);
+  return compat_error(L, "rcache_live: %s: %s %s: %s", op, label, push_quoted_key(L, name), cause);
+}
+
 const char *record_push_encoded(lua_State *L, const cache *c, int idx, const char *op,
-                                size_t *len) {
+                                const char *label, const keyref *name, size_t *len) {
   idx = lua_absindex(L, idx);
-  if (lua_isnoneornil(L, idx))
-    compat_error(L, "rcache_live: %s: value is nil (delete_record deletes)", op);
+  if (lua_isnoneornil(L, idx)) fail_encode(L, op, label, name, "value is nil (delete_record deletes)");
   if (c->codec_ref == LUA_NOREF) {
-    if (!json_encode(L, idx)) compat_error(L, "rcache_live: %s: %s", op, lua_tostring(L, -1));
+    if (!json_encode(L, idx)) fail_encode(L, op, label, name, lua_tostring(L, -1));
   } else {
     push_codec_fn(L, c, "encode");
     lua_pushvalue(L, idx);
-    if (lua_pcall(L, 1, 1, 0) != 0)
-      compat_error(L, "rcache_live: %s: %s", op, luaL_tolstring(L, -1, NULL));
-    if (lua_type(L, -1) != LUA_TSTRING)
-      compat_error(L, "rcache_live: %s: codec's encode returned %s, not a string", op,
-                   luaL_typename(L, -1));
+    if (lua_pcall(L, 1, 1, 0) != 0) fail_encode(L, op, label, name, luaL_tolstring(L, -1, NULL));
+    if (lua_type(L, -1) != LUA_TSTRING) {
+      lua_pushfstring(L, "codec's encode returned %s, not a string", luaL_typename(L, -1));
+      fail_encode(L, op, label, name, lua_tostring(L, -1));
+    }
   }
   return lua_tolstring(L, -1, len);
 }
@@ -204,7 +211,7 @@ void record_build(lua_State *L, cache *c, record_op *o, int kidx, int vidx, int 
   o->a.n = 0;
   if (o->kind == REC_SET) {
     long long ms = ttl_arg(L, tidx, c, o->op);
-    json = record_push_encoded(L, c, vidx, o->op, &jsonlen);
+    json = record_push_encoded(L, c, vidx, o->op, NULL, NULL, &jsonlen);
     snprintf(o->ms, sizeof o->ms, "%lld", ms);
   } else {
     lua_pushnil(L); /* keeps the stack effect the same */
@@ -232,12 +239,12 @@ void record_build(lua_State *L, cache *c, record_op *o, int kidx, int vidx, int 
       arg(&o->a, c->active_ttl ? "1" : "0", 1);
       ARG_STR(&o->a, o->ms);
       break;
-    case REC_SET: /* count, then key, json, expire-in, stored TTL */
+    case REC_SET: /* expire-in and stored TTL, then one record: count, key, json */
+      ARG_STR(&o->a, o->ms);
+      ARG_STR(&o->a, o->ms);
       ARG_LIT(&o->a, "1");
       arg(&o->a, o->k.text, o->k.len);
       arg(&o->a, json, jsonlen);
-      ARG_STR(&o->a, o->ms);
-      ARG_STR(&o->a, o->ms);
       break;
     default: /* REC_DELETE: key */
       arg(&o->a, o->k.text, o->k.len);

@@ -65,9 +65,10 @@ void record_build(lua_State *L, cache *c, record_op *o, int kidx, int vidx, int 
  * error reply, naming the key) and frees it. Returns how many it pushed. */
 int record_finish(lua_State *L, cache *c, record_op *o, reply_box *box);
 
-/* Pushes the JSON text of the value at idx. [-0, +1, e] */
+/* Pushes the JSON text of the value at idx. [-0, +1, e] A refusal names
+ * the operation and, given a label ("record", "field"), the one named. */
 const char *record_push_encoded(lua_State *L, const cache *c, int idx, const char *op,
-                                size_t *len);
+                                const char *label, const keyref *name, size_t *len);
 
 /* Pushes the value of the JSON text s[0..len). [-0, +1, e] raises naming
  * the key when the record is not valid JSON. */

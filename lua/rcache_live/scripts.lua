@@ -122,9 +122,9 @@ end
 -- each bucket's pruning and expiry. Within a bucket each bookkeeping key
 -- takes one command for all its records (HSET, ZADD with many pairs), so a
 -- call costs a few commands per bucket plus one SET per record.
--- KEYS: per bucket its a, e and t keys, then its record keys. ARGV: per
--- bucket the number of its records, then per record: key, JSON, expire-in
--- ms (0: keep the record's current expiry), stored TTL in ms.
+-- KEYS: per bucket its a, e and t keys, then its record keys. ARGV: the
+-- records' expire-in and stored TTL in ms (one for the whole call), then
+-- per bucket the number of its records followed by key, JSON per record.
 local write = writes .. [=[
 -- book(cmd, k, list...) in chunks of at most 1000 arguments (unpack's limit)
 local function book_all(cmd, k, list)
@@ -132,62 +132,47 @@ local function book_all(cmd, k, list)
 end
 
 -- The bookkeeping of the bucket whose keys start at KEYS[k] and records'
--- arguments at ARGV[at]: returns what writing its records needs.
-local function book_bucket(k, at, n, now)
+-- arguments at ARGV[at]: one command per bookkeeping key for all its records.
+local function book_bucket(k, at, n, now, px, ttl)
   use_bucket(k)
-  local b = { k = k, at = at, n = n, last = 0, pxs = {} }
   local ttls, accesses, expiries = {}, {}, {}
   for i = 1, n do
-    local a = at + (i - 1) * 4
-    local key, px = ARGV[a], tonumber(ARGV[a + 2])
-    if px <= 0 then px = redis.call('PTTL', KEYS[k + 2 + i]) end
-    b.pxs[i] = px
-    ttls[#ttls + 1] = key
-    ttls[#ttls + 1] = ARGV[a + 3]
-    accesses[#accesses + 1] = now
-    accesses[#accesses + 1] = key
-    if px > 0 then
-      expiries[#expiries + 1] = now + px
-      expiries[#expiries + 1] = key
-      if now + px > b.last then b.last = now + px end
-    end
+    local key = ARGV[at + (i - 1) * 2]
+    ttls[2 * i - 1], ttls[2 * i] = key, ttl
+    accesses[2 * i - 1], accesses[2 * i] = now, key
+    expiries[2 * i - 1], expiries[2 * i] = now + px, key
   end
   book_all('HSET', T, ttls)
   book_all('ZADD', A, accesses)
   book_all('ZADD', E, expiries)
-  return b
+  return { k = k, at = at, n = n }
 end
 
 return finish(function()
-  local now = now_ms()
-  if #KEYS == 4 and ARGV[1] == '1' then -- one record (cache[k] = v): no lists to build
-    local last = store(KEYS[4], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], now, true)
+  local now, px, ttl = now_ms(), tonumber(ARGV[1]), ARGV[2]
+  if #KEYS == 4 then -- one record (cache[k] = v): no lists to build
+    store(KEYS[4], ARGV[4], ARGV[5], px, ttl, now, true)
     prune(now, 17)
-    if last > 0 then keep_alive(last, now) end
+    keep_alive(now + px, now)
     return 1
   end
-  local buckets, k, at = {}, 1, 1
+  local buckets, k, at = {}, 1, 3
   while at <= #ARGV do
     local n = tonumber(ARGV[at])
-    buckets[#buckets + 1] = book_bucket(k, at + 1, n, now)
-    k, at = k + 3 + n, at + 1 + 4 * n
+    buckets[#buckets + 1] = book_bucket(k, at + 1, n, now, px, ttl)
+    k, at = k + 3 + n, at + 1 + 2 * n
   end
   local total = 0
   for _, b in ipairs(buckets) do
     for i = 1, b.n do
-      local record_key, json = KEYS[b.k + 2 + i], ARGV[b.at + (i - 1) * 4 + 1]
-      if b.pxs[i] > 0 then
-        redis.call('SET', record_key, json, 'PX', b.pxs[i])
-      else
-        redis.call('SET', record_key, json, 'KEEPTTL')
-      end
+      redis.call('SET', KEYS[b.k + 2 + i], ARGV[b.at + (i - 1) * 2 + 1], 'PX', px)
     end
     total = total + b.n
   end
   for _, b in ipairs(buckets) do
     use_bucket(b.k)
     prune(now, 16 + b.n)
-    if b.last > 0 then keep_alive(b.last, now) end
+    keep_alive(now + px, now)
   end
   return total
 end)
