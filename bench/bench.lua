@@ -617,6 +617,13 @@ return v]])
   rows[#rows + 1] = { "SET ×1,000 in one round trip [per record]", per_record(send(sets)) }
   rows[#rows + 1] = { "the same + ZADD a, ZADD e, HSET t of 1,000 entries each, no script [per record]",
     per_record(send(booked)) }
+  local set_sha = redis(t, "SCRIPT", "LOAD",
+    "for i = 1, #KEYS do redis.call('SET', KEYS[i], ARGV[i], 'PX', " .. TTL_MS .. ") end")
+  local in_script = { "EVALSHA", set_sha, 1000 }
+  for i = 1, 1000 do in_script[3 + i] = sets[i][2] end
+  for i = 1, 1000 do in_script[1003 + i] = payloads[1].json end
+  rows[#rows + 1] = { "EVALSHA of a script that only SETs the 1,000 records [per record]",
+    per_record(send { in_script }) }
   rows[#rows + 1] = { "add{} of 1,000 records, as shipped (one EVALSHA over ~250 buckets) [per record]",
     per_record(function() tracked:add(batch) end) }
   tracked:close(); active:close()
